@@ -1,0 +1,32 @@
+"""Defaults every medalflow DAG shares: owner, retries, timeouts, schedules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+OWNER = "data-platform"
+# Before the demo data begins; DAGs do not catch up on their own (backfills are explicit).
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+
+DEFAULT_ARGS = {
+    "owner": OWNER,
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(hours=1),
+}
+
+
+def daily_previous_day() -> CronDataIntervalTimetable:
+    """Runs at 00:00 UTC over the day that just ended, [D-1 00:00, D 00:00).
+
+    Airflow 3's default cron timetable has start == end; extraction needs a real interval to filter changes on.
+    """
+    return CronDataIntervalTimetable("0 0 * * *", timezone="UTC")
+
+
+def weekly_sunday_0200() -> CronDataIntervalTimetable:
+    """Sundays at 02:00 UTC over the week before: for the expensive forecast API."""
+    return CronDataIntervalTimetable("0 2 * * 0", timezone="UTC")

@@ -1,0 +1,135 @@
+"""The lake: a local folder or ``s3://bucket/prefix``, through the same code (fsspec).
+
+Layout::
+
+    <lake>/raw/<source>/<entity>/ingestion_date=YYYY-MM-DD/part-NNNNN.parquet
+    <lake>/quarantine/<source>/<entity>/ingestion_date=YYYY-MM-DD/<run>.jsonl
+    <lake>/_staging/<run>/...                  (never read by dbt)
+
+A partition is replaced as a whole: files are written under ``_staging`` first and moved into place only when every
+file of the interval is complete, then files the new run did not write are removed. A reader therefore never sees a
+partial file, and rerunning an interval yields exactly the same objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import uuid
+from collections.abc import Generator, Iterable
+from contextlib import contextmanager
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from fsspec import AbstractFileSystem
+
+log = logging.getLogger(__name__)
+
+RAW_ZONE = "raw"
+QUARANTINE_ZONE = "quarantine"
+STAGING_ZONE = "_staging"
+
+
+def partition_path(zone: str, source: str, entity: str, ingestion_date: date) -> str:
+    """The lake-relative folder of one source entity's interval."""
+    return posixpath.join(zone, source, entity, f"ingestion_date={ingestion_date.isoformat()}")
+
+
+class Lake:
+    """A root URI plus the filesystem that serves it."""
+
+    def __init__(self, uri: str, storage_options: dict[str, Any] | None = None) -> None:
+        from fsspec.core import url_to_fs
+
+        self.uri = uri.rstrip("/")
+        self.fs: AbstractFileSystem
+        self.fs, self.root = url_to_fs(self.uri, **(storage_options or {}))
+        self.root = self.root.rstrip("/")
+
+    def path(self, relative: str) -> str:
+        """Filesystem path (no protocol) of a lake-relative path."""
+        return posixpath.join(self.root, relative)
+
+    def url(self, relative: str) -> str:
+        """Full URI of a lake-relative path, as dbt and the Airflow Assets see it."""
+        return posixpath.join(self.uri, relative)
+
+    def list_files(self, relative: str) -> list[str]:
+        """Lake-relative paths of the files under a folder, sorted; empty when the folder does not exist."""
+        base = self.path(relative)
+        if not self.fs.exists(base):
+            return []
+        found = self.fs.find(base)
+        return sorted(posixpath.relpath(path, self.root) for path in found)
+
+    @contextmanager
+    def replace_partition(self, relative: str, run_id: str) -> Generator[PartitionWriter, None, None]:
+        """Stage the files of one partition, then swap them in; on error the old partition stays untouched."""
+        staging = posixpath.join(STAGING_ZONE, _safe_name(run_id), uuid.uuid4().hex)
+        writer = PartitionWriter(self, staging)
+        try:
+            yield writer
+        except BaseException:
+            self._remove(staging)
+            raise
+        self._publish(writer, relative)
+        self._remove(staging)
+
+    def _publish(self, writer: PartitionWriter, relative: str) -> None:
+        target = self.path(relative)
+        self.fs.makedirs(target, exist_ok=True)
+        for name in writer.names:
+            self.fs.mv(self.path(posixpath.join(writer.staging, name)), posixpath.join(target, name))
+        stale = [path for path in self.fs.find(target) if posixpath.basename(path) not in writer.names]
+        for path in stale:
+            self.fs.rm(path)
+        log.info("published %s file(s) to %s (%s stale removed)", len(writer.names), self.url(relative), len(stale))
+
+    def _remove(self, relative: str) -> None:
+        path = self.path(relative)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+
+class PartitionWriter:
+    """Collects the files of one partition in the staging area."""
+
+    def __init__(self, lake: Lake, staging: str) -> None:
+        self.lake = lake
+        self.staging = staging
+        self.names: list[str] = []
+
+    def _open(self, name: str):
+        if name in self.names:
+            raise ValueError(f"file {name!r} written twice in one partition")
+        self.names.append(name)
+        path = self.lake.path(posixpath.join(self.staging, name))
+        self.lake.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        return self.lake.fs.open(path, "wb")
+
+    def write_batches(self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> int:
+        """Stream record batches into one Parquet file (one row group per batch: memory stays bounded)."""
+        import pyarrow.parquet as pq
+
+        rows = 0
+        with self._open(name) as handle, pq.ParquetWriter(handle, schema, compression="zstd") as parquet:
+            for batch in batches:
+                parquet.write_batch(batch)
+                rows += batch.num_rows
+        return rows
+
+    def write_bytes(self, name: str, payload: bytes) -> None:
+        with self._open(name) as handle:
+            handle.write(payload)
+
+    def copy_from(self, name: str, source_fs: AbstractFileSystem, source_path: str) -> None:
+        """Copy a file from any filesystem into the partition, streaming."""
+        with source_fs.open(source_path, "rb") as source, self._open(name) as target:
+            while chunk := source.read(8 * 1024 * 1024):
+                target.write(chunk)
+
+
+def _safe_name(value: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in value)

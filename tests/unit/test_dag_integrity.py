@@ -1,0 +1,107 @@
+"""Tier 1: every DAG file imports with no connections or variables, declares what operators need, and parses fast."""
+
+from __future__ import annotations
+
+import ast
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DAGS_DIR = PROJECT_ROOT / "dags"
+DAG_FILES = sorted(path for path in DAGS_DIR.glob("*.py"))
+PARSE_TIMES = PROJECT_ROOT / ".local" / "dag_parse_times.json"
+
+
+@pytest.fixture(scope="module")
+def dag_bag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_DIR))
+
+
+def test_there_are_dag_files():
+    assert DAG_FILES, "no DAG files found in dags/"
+
+
+def test_every_dag_file_imports_without_errors(dag_bag):
+    assert dag_bag.import_errors == {}
+
+
+def test_one_dag_per_file(dag_bag):
+    per_file: dict[str, list[str]] = {}
+    for dag in dag_bag.dags.values():
+        per_file.setdefault(Path(dag.fileloc).name, []).append(dag.dag_id)
+    assert {name: ids for name, ids in per_file.items() if len(ids) != 1} == {}
+    assert sorted(per_file) == sorted(path.name for path in DAG_FILES)
+
+
+@pytest.mark.parametrize("attribute", ["doc_md", "tags"])
+def test_every_dag_declares(dag_bag, attribute):
+    missing = [dag.dag_id for dag in dag_bag.dags.values() if not getattr(dag, attribute)]
+    assert missing == []
+
+
+def test_every_task_has_owner_and_retries(dag_bag):
+    offenders = [
+        f"{dag.dag_id}.{task.task_id}"
+        for dag in dag_bag.dags.values()
+        for task in dag.tasks
+        if task.owner in (None, "", "airflow") or task.retries < 1
+    ]
+    assert offenders == []
+
+
+def test_no_cycles(dag_bag):
+    for dag in dag_bag.dags.values():
+        upstream_count = {task.task_id: len(task.upstream_task_ids) for task in dag.tasks}
+        ready = [task_id for task_id, count in upstream_count.items() if count == 0]
+        ordered = 0
+        while ready:
+            task_id = ready.pop()
+            ordered += 1
+            for downstream in dag.get_task(task_id).downstream_task_ids:
+                upstream_count[downstream] -= 1
+                if upstream_count[downstream] == 0:
+                    ready.append(downstream)
+        assert ordered == len(dag.tasks), f"{dag.dag_id} has a cycle"
+
+
+FORBIDDEN_AT_MODULE_LEVEL = {"Variable.get", "get_connection", "boto3.client", "boto3.resource", "create_engine"}
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda path: path.name)
+def test_no_heavy_work_at_module_level(path):
+    """DAG files only declare: no Variable, connection, AWS or database calls in their module-level code."""
+    tree = ast.parse(path.read_text())
+    calls = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for child in ast.walk(node):
+            if isinstance(child, ast.Call):
+                name = ast.unparse(child.func)
+                if any(name.endswith(forbidden) for forbidden in FORBIDDEN_AT_MODULE_LEVEL):
+                    calls.append(name)
+    assert calls == []
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda path: path.name)
+def test_parse_time_is_recorded_and_bounded(path):
+    """Each file parsed alone, as the DAG processor does; the time goes to .local/dag_parse_times.json.
+
+    The bound is MWAA's import timeout (30 s), not a speed target: benchmarks/ measures speed.
+    """
+    from airflow.dag_processing.dagbag import DagBag
+
+    began = time.perf_counter()
+    bag = DagBag(dag_folder=str(path))
+    seconds = time.perf_counter() - began
+    assert bag.import_errors == {}
+    PARSE_TIMES.parent.mkdir(parents=True, exist_ok=True)
+    times = json.loads(PARSE_TIMES.read_text()) if PARSE_TIMES.exists() else {}
+    times[path.name] = round(seconds, 3)
+    PARSE_TIMES.write_text(json.dumps(times, indent=2, sort_keys=True))
+    assert seconds < 30
