@@ -13,8 +13,9 @@ JAN7 = datetime(2026, 1, 7, tzinfo=UTC)
 
 def test_conf_wins_over_everything():
     conf = {"data_interval_start": "2026-01-05", "data_interval_end": "2026-01-07"}
-    chosen = intervals.resolve(conf, [{"data_interval_start": "2025-01-01", "data_interval_end": "2025-01-02"}],
-                               (JAN6, JAN7), JAN7)
+    chosen = intervals.resolve(
+        conf, [{"data_interval_start": "2025-01-01", "data_interval_end": "2025-01-02"}], (JAN6, JAN7), JAN7
+    )
     assert (chosen.start, chosen.end) == (JAN5, JAN7)
 
 
