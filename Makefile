@@ -90,7 +90,7 @@ demo: manifest ## Run the whole pipeline on the embedded default (DuckDB + local
 lint: install ## ruff (with Airflow's AIR rules) and sqlfluff (dbt templater)
 	$(AIRFLOW_VENV)/bin/ruff check .
 	$(AIRFLOW_VENV)/bin/ruff format --check .
-	$(PYTHON) -m medalflow.cli dbt sqlfluff
+	$(PYTHON) -m medalflow.cli sqlfluff
 
 .PHONY: test
 test: lint manifest ## Set up and run every test, lint included
