@@ -1,0 +1,30 @@
+-- Gold's monthly order intake adds up to silver's live orders: no order lost or counted twice by the aggregation.
+with gold as (
+
+    select
+        sum(order_count) as order_count,
+        sum(sales_brl) as sales_brl
+    from {{ ref('agg_monthly_orders') }}
+
+),
+
+silver as (
+
+    select
+        count(*) as order_count,
+        sum(sale_amount_brl) as sales_brl
+    from {{ ref('slv_orders') }}
+    where not is_deleted and order_status != 'cancelled'
+
+)
+
+select
+    gold.order_count as gold_orders,
+    silver.order_count as silver_orders,
+    gold.sales_brl as gold_sales_brl,
+    silver.sales_brl as silver_sales_brl
+from gold
+cross join silver
+where
+    coalesce(gold.order_count, 0) != coalesce(silver.order_count, 0)
+    or coalesce(gold.sales_brl, 0) != coalesce(silver.sales_brl, 0)
