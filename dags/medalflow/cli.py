@@ -28,11 +28,17 @@ def dbt_command(settings: Settings, arguments: Sequence[str]) -> list[str]:
     ]
 
 
+def dbt_process_environment(settings: Settings) -> dict[str, str]:
+    """This process's environment plus the project's dbt variables; the DuckDB file's folder must exist."""
+    if settings.dbt_target == "duckdb":
+        Path(settings.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, **dbt_environment(settings)}
+
+
 def run_dbt(arguments: Sequence[str], settings: Settings | None = None, check: bool = True) -> int:
     """Run dbt from its virtualenv with the project, profiles and target of the settings."""
     settings = settings or get_settings()
-    Path(settings.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, **dbt_environment(settings)}
+    environment = dbt_process_environment(settings)
     completed = subprocess.run(dbt_command(settings, arguments), env=environment, check=False)
     if check and completed.returncode:
         raise SystemExit(f"dbt {' '.join(arguments)} failed with exit code {completed.returncode}")
@@ -43,7 +49,7 @@ def run_sqlfluff(settings: Settings | None = None) -> int:
     """Lint the dbt models with sqlfluff's dbt templater (from dbt's virtualenv)."""
     settings = settings or get_settings()
     sqlfluff = str(Path(settings.dbt_executable).with_name("sqlfluff"))
-    environment = {**os.environ, **dbt_environment(settings)}
+    environment = dbt_process_environment(settings)
     command = [sqlfluff, "lint", "models", "tests"]
     return subprocess.run(command, env=environment, cwd=settings.dbt_project_dir, check=False).returncode
 
