@@ -56,6 +56,10 @@ $(DBT_VENV)/.synced: requirements/lock/dbt-dev.lock.txt scripts/build_dbt_venv.s
 	UV=$(UV) PYTHON="$$(scripts/find_python312.sh)" scripts/build_dbt_venv.sh $(DBT_VENV) $<
 	touch $@
 
+.PHONY: system-packages
+system-packages: ## Debian packages the tests need (Chromium and chromedriver for the UI tests)
+	scripts/install_system_packages.sh
+
 .PHONY: install
 install: $(AIRFLOW_VENV)/.synced $(DBT_VENV)/.synced ## Build both virtualenvs from the lock files (no-op when current)
 
@@ -93,7 +97,7 @@ lint: install ## ruff (with Airflow's AIR rules) and sqlfluff (dbt templater)
 	$(PYTHON) -m medalflow.cli sqlfluff
 
 .PHONY: test
-test: lint manifest ## Set up and run every test, lint included
+test: lint manifest system-packages ## Set up and run every test, lint included
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 .PHONY: clean

@@ -129,8 +129,11 @@ def run_dag(dag: Any, **kwargs: Any) -> None:
 
 
 def extraction_logical_date(day: date) -> datetime:
-    """The logical date whose data interval (CronDataIntervalTimetable, daily) is [day, day + 1)."""
-    return datetime.combine(day, datetime.min.time(), UTC)
+    """The logical date of a manual run whose data interval is [day, day + 1).
+
+    The daily data-interval timetable infers a manual run's interval as the day that ended at its logical date.
+    """
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
 
 
 def run_window(days: list[date], dags: dict[str, Any], apply_erp_day: Any) -> None:
