@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# The image every Airflow service of docker-compose.yml runs: Python 3.12 with exactly the Airflow virtualenv of
+# requirements/lock/airflow.lock.txt (what `make install` and the tests use, within MWAA's constraints) and dbt's own
+# virtualenv, built by scripts/build_dbt_venv.sh from requirements/lock/dbt.lock.txt like on MWAA.
+# No project code inside: compose mounts dags/, dbt_project/, plugins/ and profiles/ for live editing.
+#
+# A plain python base rather than apache/airflow: `uv pip sync` makes the environment the lock file and nothing else,
+# where the official image brings its own set of providers and versions.
+FROM python:3.12-slim-bookworm
+
+# Same uv as the Makefile's UV_VERSION.
+ARG UV_VERSION=0.12.3
+# Compose runs the containers as ${AIRFLOW_UID}:0 so files written to the mounted folders belong to the developer;
+# everything the services write is group 0 and group-writable.
+ARG AIRFLOW_UID=50000
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_NO_CACHE=1 \
+    AIRFLOW_HOME=/opt/airflow \
+    PATH=/opt/venv/airflow/bin:$PATH
+
+RUN pip install --no-cache-dir "uv==${UV_VERSION}" \
+    && useradd --uid "${AIRFLOW_UID}" --gid 0 --home-dir /opt/airflow --no-create-home airflow
+
+COPY requirements/lock/airflow.lock.txt /opt/medalflow/requirements/lock/airflow.lock.txt
+RUN uv venv --python /usr/local/bin/python3.12 /opt/venv/airflow \
+    && uv pip sync --python /opt/venv/airflow/bin/python /opt/medalflow/requirements/lock/airflow.lock.txt
+
+COPY scripts/build_dbt_venv.sh /opt/medalflow/scripts/build_dbt_venv.sh
+COPY requirements/lock/dbt.lock.txt /opt/medalflow/requirements/lock/dbt.lock.txt
+RUN UV=uv PYTHON=/usr/local/bin/python3.12 bash /opt/medalflow/scripts/build_dbt_venv.sh \
+        /opt/venv/dbt /opt/medalflow/requirements/lock/dbt.lock.txt
+
+# Mount points, and the folders named volumes start from (a new volume copies the image's ownership).
+RUN mkdir -p /opt/airflow/dags /opt/airflow/dbt_project /opt/airflow/plugins /opt/airflow/profiles \
+        /opt/airflow/logs /opt/airflow/data /opt/airflow/secrets \
+    && chown -R "${AIRFLOW_UID}:0" /opt/airflow \
+    && chmod -R g+rwX /opt/airflow
+
+# Any AIRFLOW_UID gets a writable home (dbt and uv write under it).
+ENV HOME=/opt/airflow
+USER ${AIRFLOW_UID}
+WORKDIR /opt/airflow
