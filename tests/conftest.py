@@ -35,6 +35,8 @@ os.environ.update(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + AIRFLOW_DATABASE,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "DO_NOT_TRACK": "1",
+        # Fail fast: dag.test() honours retry delays.
+        "MEDALFLOW_TASK_RETRIES": "0",
         "MEDALFLOW_DBT_EXECUTABLE": os.getenv("MEDALFLOW_DBT_EXECUTABLE", str(PROJECT_ROOT / ".venv/dbt/bin/dbt")),
     }
 )

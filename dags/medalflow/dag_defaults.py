@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 from airflow.timetables.interval import CronDataIntervalTimetable
@@ -12,7 +13,8 @@ START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
 DEFAULT_ARGS = {
     "owner": OWNER,
-    "retries": 2,
+    # The demo and the tests set 0: a broken task should fail at once, not after the retry delays.
+    "retries": int(os.getenv("MEDALFLOW_TASK_RETRIES", "2")),
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(hours=1),

@@ -102,6 +102,7 @@ def configure_environment(databases: DemoDatabases, lake_dir: Path, warehouse: P
             "MEDALFLOW_LAKE_URI": str(lake_dir),
             "MEDALFLOW_DUCKDB_PATH": str(warehouse),
             "MEDALFLOW_DBT_TARGET": "duckdb",
+            "MEDALFLOW_TASK_RETRIES": "0",
         }
     )
 
