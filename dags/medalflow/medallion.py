@@ -53,6 +53,8 @@ def render_config(settings: Settings) -> RenderConfig:
         load_method=LoadMode.DBT_MANIFEST,
         test_behavior=TestBehavior.AFTER_EACH,
         group_nodes_by_folder=True,
+        # A test over several models (e.g. gold reconciling with silver) runs after all of them, not after one.
+        should_detach_multiple_parents_tests=True,
     )
 
 
