@@ -70,14 +70,16 @@ def test_erp_to_gold_through_airflow_and_cosmos(skeleton_environment):
         gold = warehouse.execute(
             "select order_month, order_count, units_ordered, sales_brl from gold.agg_monthly_orders order by 1"
         ).fetchall()
-        silver_deleted = {row[0] for row in warehouse.execute("select order_id from silver.slv_orders where is_deleted")}
+        deleted_rows = warehouse.execute("select order_id from silver.slv_orders where is_deleted").fetchall()
+        silver_deleted = {order_id for (order_id,) in deleted_rows}
         (silver_orders,) = warehouse.execute("select count(*) from silver.slv_orders").fetchone()
     expected = expected_monthly_orders(erp_url)
     assert expected, "the demo ERP produced no live orders"
     assert gold == expected
     engine = create_engine(erp_url)
     with engine.connect() as connection:
-        erp_deleted = {row[0] for row in connection.execute(text("select order_id from orders where deleted_at is not null"))}
+        deleted_rows = connection.execute(text("select order_id from orders where deleted_at is not null")).fetchall()
+        erp_deleted = {order_id for (order_id,) in deleted_rows}
         (erp_orders,) = connection.execute(text("select count(*) from orders")).fetchone()
     engine.dispose()
     assert silver_orders == erp_orders
