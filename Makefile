@@ -90,6 +90,10 @@ manifest: install dbt_project/target/manifest.json ## Build dbt's manifest.json,
 demo: manifest ## Run the whole pipeline on the embedded default (DuckDB + local lake) and print what it built
 	$(PYTHON) -m medalflow.cli demo $(DEMO_ARGS)
 
+.PHONY: docs-serve
+docs-serve: ## Serve the dbt docs built by `make demo` on http://127.0.0.1:8081
+	$(PYTHON) -m medalflow.cli dbt docs serve --host 127.0.0.1 --port 8081 --no-browser
+
 .PHONY: lint
 lint: install ## ruff (with Airflow's AIR rules) and sqlfluff (dbt templater)
 	$(AIRFLOW_VENV)/bin/ruff check .

@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Generator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,8 +29,42 @@ POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 DEMO_DIR = PROJECT_ROOT / ".local"
 
 
+_console = sys.stdout
+
+
 def progress(message: str) -> None:
-    print(f"==> {message}", flush=True)
+    print(f"==> {message}", file=_console, flush=True)
+
+
+@contextmanager
+def output_to_log(log_path: Path) -> Generator[None]:
+    """Send everything written to stdout/stderr, Airflow's and dbt's subprocesses' too, to a log file; progress lines
+    and the summary still reach the terminal. On failure the log's last lines are shown."""
+    global _console
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    _console = os.fdopen(os.dup(1), "w", buffering=1)
+    with open(log_path, "ab") as log_file:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            sys.stdout.flush()
+            tail = log_path.read_text(errors="replace").splitlines()[-40:]
+            print("\n".join(["", f"--- last lines of {log_path} ---", *tail, ""]), file=_console, flush=True)
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved_out, 1)
+            os.dup2(saved_err, 2)
+            os.close(saved_out)
+            os.close(saved_err)
+            _console.close()
+            _console = sys.stdout
 
 
 @dataclass(frozen=True)
@@ -196,25 +232,30 @@ def run_demo(days: int = 3, start: str = "2026-01-05", scale: float = 1.0, seed:
     progress("preparing the demo: lake, warehouse and databases start empty")
     shutil.rmtree(demo_dir, ignore_errors=True)
     lake_dir.mkdir(parents=True)
-    databases = prepare_databases(demo_dir)
-    configure_environment(databases, lake_dir, warehouse)
-    progress(f"Airflow metadata and ERP on {databases.backend}; migrating Airflow's database")
-    migrate_airflow_database()
+    log_path = demo_dir / "demo.log"
+    progress(f"Airflow's and dbt's output goes to {log_path}")
+    with output_to_log(log_path):
+        databases = prepare_databases(demo_dir)
+        configure_environment(databases, lake_dir, warehouse)
+        progress(f"Airflow metadata and ERP on {databases.backend}; migrating Airflow's database")
+        migrate_airflow_database()
 
-    world = generate(DemoConfig(seed=seed, scale=scale, start_date=first_day, end_date=window[-1] + timedelta(days=1)))
-    from sqlalchemy import create_engine
+        world = generate(
+            DemoConfig(seed=seed, scale=scale, start_date=first_day, end_date=window[-1] + timedelta(days=1))
+        )
+        from sqlalchemy import create_engine
 
-    erp_engine = create_engine(databases.erp_url)
-    erp.create_schema(erp_engine)
+        erp_engine = create_engine(databases.erp_url)
+        erp.create_schema(erp_engine)
 
-    progress("loading the DAGs")
-    dags = load_dags()
-    run_window(window, dags, lambda day: erp.apply_day(erp_engine, world, day))
-    erp_engine.dispose()
+        progress("loading the DAGs")
+        dags = load_dags()
+        run_window(window, dags, lambda day: erp.apply_day(erp_engine, world, day))
+        erp_engine.dispose()
 
-    progress("generating dbt docs")
-    settings = get_settings()
-    run_dbt(["docs", "generate"], settings)
+        progress("generating dbt docs")
+        settings = get_settings()
+        run_dbt(["docs", "generate"], settings)
     print(summarise(warehouse, lake_dir, settings.dbt_project_dir / "target"))
     progress(f"demo finished in {time.monotonic() - began:.0f} s")
     return 0
