@@ -1,8 +1,9 @@
 """Tier 3: the walking skeleton through the real stack.
 
-The demo ERP on PostgreSQL changes day by day; Airflow runs extract_erp for each day (raw Parquet in a lake folder)
-and the Cosmos-rendered medallion DAG for its interval (dbt from its own virtualenv, one task per model, on DuckDB).
-Gold must equal the same aggregate computed independently, straight from the ERP's final state.
+The demo sources change day by day (the ERP on PostgreSQL, the partner API over HTTP, file drops in the lake's inbox);
+Airflow runs the extraction DAGs for each day (raw Parquet in a lake folder) and the Cosmos-rendered medallion DAG
+for its interval (dbt from its own virtualenv, one task per model, on DuckDB). Gold must equal the same aggregate
+computed independently, straight from the ERP's final state.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from medalflow.demo import erp
-from medalflow.demo.pipeline import load_dags, run_window
+from medalflow.demo.pipeline import load_dags, run_pipeline
 from medalflow.demo.world import DemoConfig, generate
 
 pytestmark = pytest.mark.integration
@@ -61,7 +62,7 @@ def test_erp_to_gold_through_airflow_and_cosmos(skeleton_environment):
     model_tasks = [task.task_id for task in dags["medallion"].tasks if task.task_id.endswith(".run")]
     assert len(model_tasks) >= 3, "Cosmos renders one task per dbt model"
 
-    run_window(DAYS, dags, lambda day: erp.apply_day(engine, world, day))
+    run_pipeline(dags, world, DAYS, engine, work / "lake")
     engine.dispose()
 
     raw_days = sorted(path.name for path in (work / "lake/raw/erp/orders").iterdir())

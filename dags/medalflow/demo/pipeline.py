@@ -173,15 +173,59 @@ def extraction_logical_date(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
 
 
-def run_window(days: list[date], dags: dict[str, Any], apply_erp_day: Any) -> None:
-    """For each day: the ERP changes happen, extraction lands them, the medallion builds their interval."""
+EXTRACTION_DAGS = ("extract_erp", "extract_partner_api", "extract_file_drops")
+
+
+def run_window(days: list[date], dags: dict[str, Any], sources_change: Any) -> None:
+    """For each day: the sources change, the extraction DAGs land the day in the raw zone, the medallion builds it."""
     from medalflow.intervals import day_interval
 
     for number, day in enumerate(days, start=1):
-        progress(f"day {number}/{len(days)}: {day} — ERP changes, extract_erp, medallion")
-        apply_erp_day(day)
-        run_dag(dags["extract_erp"], logical_date=extraction_logical_date(day))
+        progress(f"day {number}/{len(days)}: {day} — sources change, {', '.join(EXTRACTION_DAGS)}, medallion")
+        sources_change(day)
+        for dag_id in EXTRACTION_DAGS:
+            run_dag(dags[dag_id], logical_date=extraction_logical_date(day))
         run_dag(dags["medallion"], run_conf=day_interval(day).as_extra())
+
+
+def latest_weekly_run(day: date) -> datetime:
+    """The latest Sunday 02:00 UTC on or before ``day``: when the weekly forecast extraction last ran."""
+    sunday = day - timedelta(days=(day.weekday() + 1) % 7)
+    return datetime.combine(sunday, datetime.min.time(), UTC).replace(hour=2)
+
+
+@contextmanager
+def partner_api(world: Any) -> Generator[None]:
+    """The demo partner API on a free local port, with its Airflow connection pointing at it."""
+    import json
+
+    from medalflow.demo.partner_api import DEFAULT_PASSWORD, DEFAULT_USERNAME, serve_in_background
+
+    base_url, stop = serve_in_background(world=world)
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    connection = {"conn_type": "http", "host": host, "port": int(port), "schema": "http"}
+    os.environ["AIRFLOW_CONN_MEDALFLOW_PARTNER_API"] = json.dumps(
+        {**connection, "login": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}
+    )
+    try:
+        yield
+    finally:
+        stop()
+
+
+def run_pipeline(dags: dict[str, Any], world: Any, window: list[date], erp_engine: Any, lake_dir: Path) -> None:
+    """The whole pipeline over a window of days: the week's forecast first, then every day's sources and medallion."""
+    from medalflow.demo import erp
+    from medalflow.demo.files import write_file_drops
+
+    def sources_change(day: date) -> None:
+        erp.apply_day(erp_engine, world, day)
+        write_file_drops(world, day, str(lake_dir / "inbox"))
+
+    with partner_api(world):
+        progress("weekly forecast extraction (extract_forecast)")
+        run_dag(dags["extract_forecast"], logical_date=latest_weekly_run(window[0]))
+        run_window(window, dags, sources_change)
 
 
 def summarise(warehouse: Path, lake_dir: Path, docs_dir: Path) -> str:
@@ -249,8 +293,7 @@ def run_demo(days: int = 3, start: str = "2026-01-05", scale: float = 1.0, seed:
         erp.create_schema(erp_engine)
 
         progress("loading the DAGs")
-        dags = load_dags()
-        run_window(window, dags, lambda day: erp.apply_day(erp_engine, world, day))
+        run_pipeline(load_dags(), world, window, erp_engine, lake_dir)
         erp_engine.dispose()
 
         progress("generating dbt docs")

@@ -1,0 +1,290 @@
+"""Extraction of partner file drops from the lake's inbox into the raw zone.
+
+Partners without an API drop a file a day (CSV or Parquet) under ``<lake>/inbox/<partner>/<entity>/<YYYY-MM-DD>/``.
+For the run's interval day ``D``, every file of every configured partner in that day's folder is:
+
+1. **validated**: the declared columns must all be there (else the run fails naming source, entity, column and
+   file); each row is typed by the declared schema, and a row that does not fit (an unparseable date, a null key, a
+   date far outside any plausible range, a wrong column count) is quarantined with the file and line;
+2. **converted** to Parquet (CSV is read in blocks by pyarrow, Parquet in row batches: memory stays bounded) with the
+   metadata columns (``_op = 'U'``), ``partner`` (from the inbox folder: the partner who dropped it) and ``_file``
+   (the original's URL), as ``raw/<source>/<entity>/ingestion_date=D/<partner>-<original name>.parquet``;
+3. **kept**: the inbox is only read, never changed, so the originals stay as the partner sent them.
+
+The day's partition is replaced as a whole (:meth:`Lake.replace_partition`): rerunning a day yields exactly the same
+objects, and a file that arrived late is picked up by rerunning its day. Each partner is expected to drop a file
+every day (``require_daily_file``), even an empty one, so a missing file fails the run (and Airflow retries later)
+instead of landing a silently incomplete day.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import posixpath
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from medalflow.extract.metadata import METADATA_COLUMNS, IngestionContext, metadata_fields, with_metadata
+from medalflow.extract.quarantine import Limits, Quarantine, RecordConverter, RecordProblem
+from medalflow.extract.schema import DeclaredSchema
+from medalflow.lake import RAW_ZONE, Lake, partition_path
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+PARTNER_COLUMN = "partner"
+FILE_COLUMN = "_file"
+FORMATS = ("csv", "parquet")
+BATCH_ROWS = 10_000
+
+
+class FileDropError(RuntimeError):
+    """A file drop is missing or cannot be read at all."""
+
+
+@dataclass(frozen=True)
+class FileEntity:
+    """One kind of file partners drop, as declared in the source config."""
+
+    name: str
+    key: tuple[str, ...]
+    schema: DeclaredSchema
+    partners: Mapping[str, str]  # partner -> format (csv or parquet)
+    inbox: str = "inbox/{partner}/{entity}/{day}"  # lake-relative folder of one partner's files of a day
+    require_daily_file: bool = True
+
+    def inbox_folder(self, partner: str, day: date) -> str:
+        return self.inbox.format(partner=partner, entity=self.name, day=day.isoformat())
+
+
+@dataclass
+class _FileResult:
+    path: str
+    partner: str
+    source_rows: int = 0
+    rows: int = 0
+
+
+def extract_file_drops(
+    entity: FileEntity, lake: Lake, day: date, context: IngestionContext, limits: Limits | None = None
+) -> dict[str, Any]:
+    """Replace the raw partition of ``day`` with every partner's files of that day, validated and as Parquet."""
+    limits = limits or Limits()
+    drops = _find_drops(entity, lake, day)
+    relative = partition_path(RAW_ZONE, context.source, entity.name, day)
+    results: list[_FileResult] = []
+    with (
+        Quarantine(lake, context.source, entity.name, day, context.run_id) as quarantine,
+        lake.replace_partition(relative, context.run_id) as partition,
+    ):
+        for partner, path in drops:
+            result = _FileResult(path, partner)
+            reader = _FileReader(entity, lake, partner, path, limits, quarantine, context, result)
+            partition.write_batches(reader.output_name(), reader.file_schema(), reader.batches())
+            results.append(result)
+        if not drops:  # an interval with no files is still a replaced interval
+            partition.write_batches("empty.parquet", _file_schema(entity, []), [])
+        quarantine_url = quarantine.publish()
+        quarantine.check_ratio(sum(result.rows for result in results), limits.max_bad_ratio)
+    rows = sum(result.rows for result in results)
+    log.info(
+        "%s.%s: %s row(s) from %s file(s) -> %s (%s quarantined)",
+        context.source,
+        entity.name,
+        rows,
+        len(results),
+        lake.url(relative),
+        quarantine.records,
+    )
+    return {
+        "entity": entity.name,
+        "rows": rows,
+        "quarantined": quarantine.records,
+        "source_total": sum(result.source_rows for result in results),
+        "files": [lake.url(result.path) for result in results],
+        "partition": lake.url(relative),
+        "quarantine": quarantine_url,
+    }
+
+
+def _find_drops(entity: FileEntity, lake: Lake, day: date) -> list[tuple[str, str]]:
+    """(partner, lake-relative path) of each file dropped for ``day``, sorted; fails on a missing daily file."""
+    drops = []
+    for partner, file_format in sorted(entity.partners.items()):
+        folder = entity.inbox_folder(partner, day)
+        found = [path for path in lake.list_files(folder) if path.endswith(f".{file_format}")]
+        ignored = [path for path in lake.list_files(folder) if path not in found]
+        if ignored:  # temporary uploads, other formats: not what this partner sends
+            log.warning("partner %s: ignoring %s (not .%s)", partner, ", ".join(ignored), file_format)
+        if not found and entity.require_daily_file:
+            raise FileDropError(
+                f"no .{file_format} file from partner {partner!r} in {lake.url(folder)} for {day}: it drops one a "
+                "day (require_daily_file), so it has not arrived yet or went elsewhere"
+            )
+        drops += [(partner, path) for path in found]
+    return drops
+
+
+def _file_schema(entity: FileEntity, extra_columns: list[str]) -> pa.Schema:
+    import pyarrow as pa
+
+    declared = entity.schema.arrow_schema()
+    extras = [pa.field(name, pa.string()) for name in extra_columns]
+    provenance = [pa.field(PARTNER_COLUMN, pa.string()), pa.field(FILE_COLUMN, pa.string())]
+    return pa.schema([*declared, *provenance, *extras, *metadata_fields()])
+
+
+class _FileReader:
+    """Reads one dropped file as typed record batches, quarantining the rows that do not fit."""
+
+    def __init__(
+        self,
+        entity: FileEntity,
+        lake: Lake,
+        partner: str,
+        path: str,
+        limits: Limits,
+        quarantine: Quarantine,
+        context: IngestionContext,
+        result: _FileResult,
+    ) -> None:
+        self.entity, self.lake, self.partner, self.path = entity, lake, partner, path
+        self.quarantine, self.context, self.result = quarantine, context, result
+        self.file_format = entity.partners[partner]
+        self.name = posixpath.basename(path)
+        self.url = lake.url(path)
+        self.converter = RecordConverter(entity.schema, entity.key, limits, empty_is_null=self.file_format == "csv")
+        self.columns = self._columns()
+        where = f"file {self.url}"
+        entity.schema.check_required([name for name in self.columns if name != PARTNER_COLUMN], where)
+        self.extra_columns = [
+            name for name in entity.schema.extra_columns(self.columns) if name not in {PARTNER_COLUMN, FILE_COLUMN}
+        ]
+        if self.extra_columns:
+            log.warning("%s: new column(s) %s pass through as text", where, ", ".join(self.extra_columns))
+
+    def output_name(self) -> str:
+        stem = self.name.rsplit(".", 1)[0]
+        return f"{self.partner}-{stem}.parquet"
+
+    def file_schema(self) -> pa.Schema:
+        return _file_schema(self.entity, self.extra_columns)
+
+    def _columns(self) -> list[str]:
+        import pyarrow.parquet as pq
+
+        with self.lake.fs.open(self.lake.path(self.path), "rb") as handle:
+            if self.file_format == "parquet":
+                return pq.ParquetFile(handle).schema_arrow.names
+            header = handle.readline().decode("utf-8-sig")
+        return next(csv.reader(io.StringIO(header)), [])
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        data_schema = pa.schema([field for field in self.file_schema() if field.name not in METADATA_COLUMNS])
+        rows: list[dict[str, Any]] = []
+        for location, record in self._records():
+            self.result.source_rows += 1
+            row = self.converter.convert(record, self.extra_columns)
+            if isinstance(row, RecordProblem):
+                self.quarantine.add(
+                    location=f"{location} ({self.converter.describe(record)})",
+                    field=row.field,
+                    reason=row.reason,
+                    record=record,
+                )
+                continue
+            sent_by = record.get(PARTNER_COLUMN)
+            if sent_by not in (None, "", self.partner):
+                reason = f"says partner {sent_by!r} in a file from {self.partner!r}'s inbox"
+                self.quarantine.add(location=location, field=PARTNER_COLUMN, reason=reason, record=record)
+                continue
+            rows.append({**row, PARTNER_COLUMN: self.partner, FILE_COLUMN: self.url})
+            if len(rows) >= BATCH_ROWS:
+                yield self._batch(rows, data_schema)
+                rows = []
+        if rows:
+            yield self._batch(rows, data_schema)
+
+    def _batch(self, rows: list[dict[str, Any]], data_schema: pa.Schema) -> pa.RecordBatch:
+        import pyarrow as pa
+
+        self.result.rows += len(rows)
+        return with_metadata(pa.RecordBatch.from_pylist(rows, schema=data_schema), self.context, "U")
+
+    def _records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(where, record) for each row: ``file <url>, line N`` for CSV, ``row N`` for Parquet."""
+        import pyarrow as pa
+
+        try:
+            with self.lake.fs.open(self.lake.path(self.path), "rb") as handle:
+                if self.file_format == "parquet":
+                    yield from self._parquet_records(handle)
+                else:
+                    yield from self._csv_records(handle)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as unreadable:
+            raise FileDropError(f"file {self.url} cannot be read as {self.file_format}: {unreadable}") from unreadable
+
+    def _parquet_records(self, handle: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        import pyarrow.parquet as pq
+
+        number = 0
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=BATCH_ROWS):
+            for record in batch.to_pylist():
+                number += 1
+                yield f"file {self.url}, row {number}", record
+
+    def _csv_records(self, handle: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        import pyarrow as pa
+        from pyarrow import csv as pa_csv
+
+        invalid: list[Any] = []
+
+        def keep_invalid(row: Any) -> str:
+            invalid.append(row)  # quarantined below, with its line: never dropped
+            return "skip"
+
+        reader = pa_csv.open_csv(
+            handle,
+            read_options=pa_csv.ReadOptions(block_size=4 * 1024 * 1024, use_threads=False),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=keep_invalid),
+            # Everything as text: typing is the converter's job, so a bad value is one quarantined row, not a
+            # failed file; "" stays "" and means null (CSV has nothing else).
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in self.columns},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        line = 1  # the header; one record per line (the partners' CSVs have no embedded newlines)
+        invalid_lines: set[int] = set()
+        for batch in reader:
+            # The handler saw the block's invalid rows before the batch came out: skip their lines when numbering.
+            invalid_lines |= self._quarantine_invalid(invalid)
+            for record in batch.to_pylist():
+                line += 1
+                while line in invalid_lines:
+                    line += 1
+                yield f"file {self.url}, line {line}", record
+        self._quarantine_invalid(invalid)
+
+    def _quarantine_invalid(self, invalid: list[Any]) -> set[int]:
+        """Quarantine the rows pyarrow could not split into the header's columns; returns their line numbers."""
+        lines = set()
+        for row in invalid:
+            lines.add(row.number)
+            self.result.source_rows += 1
+            self.quarantine.add(
+                location=f"file {self.url}, line {row.number}",
+                reason=f"{row.actual_columns} field(s) where the header has {row.expected_columns}",
+                record=row.text,
+            )
+        invalid.clear()
+        return lines
