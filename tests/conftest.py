@@ -78,3 +78,20 @@ def airflow_database():
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
     yield os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     _admin_execute(f'drop database if exists "{AIRFLOW_DATABASE}" with (force)')
+
+
+@pytest.fixture
+def fresh_asset_registry(airflow_database):
+    """Forget which Assets are active, so this test's DAG runs activate theirs.
+
+    Each test points the lake at its own folder, so the same Asset name (raw.erp.orders) gets a new URI per test.
+    Airflow activates an Asset only when neither its name nor its URI is taken by an active one; in a deployment the
+    scheduler re-activates Assets after a change of URI, but dag.test() runs no scheduler.
+    """
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(airflow_database)
+    with engine.begin() as connection:
+        connection.execute(text("delete from asset_active"))
+    engine.dispose()
+    return airflow_database

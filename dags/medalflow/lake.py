@@ -45,7 +45,9 @@ class Lake:
 
         self.uri = uri.rstrip("/")
         self.fs: AbstractFileSystem
-        self.fs, self.root = url_to_fs(self.uri, **(storage_options or {}))
+        # A fresh filesystem object: fsspec's instance cache would reuse one bound to the endpoint and credentials
+        # the environment had when it was first made (AWS_ENDPOINT_URL, a rotated session token).
+        self.fs, self.root = url_to_fs(self.uri, skip_instance_cache=True, **(storage_options or {}))
         self.root = self.root.rstrip("/")
 
     def path(self, relative: str) -> str:

@@ -206,7 +206,8 @@ def test_the_objects_land_under_the_right_keys(deployment):
     assert [key for key in keys if "/target/" in key] == [dags + "dbt_project/target/manifest.json"]
     assert not [key for key in keys if "__pycache__" in key or key.endswith(".pyc") or "/logs/" in key]
     assert dags + "retired_dag.py" not in keys  # gone from the project, so gone from MWAA
-    assert {key for key in keys if not key.startswith(dags)} == {f"{PREFIX}/requirements.txt", f"{PREFIX}/startup.sh"}
+    pinned = {f"{PREFIX}/requirements.txt", f"{PREFIX}/startup.sh", f"{PREFIX}/plugins.zip"}
+    assert {key for key in keys if not key.startswith(dags)} == pinned
 
     s3 = deployment["s3"]
 
@@ -241,7 +242,8 @@ def test_the_environment_update_fits_mwaas_api(deployment):
     assert params["RequirementsS3ObjectVersion"] == version("requirements.txt")
     assert params["StartupScriptS3Path"] == f"{PREFIX}/startup.sh"
     assert params["StartupScriptS3ObjectVersion"] == version("startup.sh")
-    assert "PluginsS3Path" not in params  # plugins/ has nothing to ship
+    assert params["PluginsS3Path"] == f"{PREFIX}/plugins.zip"
+    assert params["PluginsS3ObjectVersion"] == version("plugins.zip")
     options = params["AirflowConfigurationOptions"]
     assert options["core.default_task_retries"] == "2"  # set outside deploy.sh: kept
     assert options["secrets.backend"] == "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"

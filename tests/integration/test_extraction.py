@@ -73,7 +73,7 @@ def moto_s3():
 
 
 @pytest.fixture
-def sources(airflow_database, postgres_database, moto_s3, monkeypatch):
+def sources(fresh_asset_registry, postgres_database, moto_s3, monkeypatch):
     """The ERP on PostgreSQL, the partner API, a lake on moto S3, and the Airflow connections pointing at them."""
     import boto3
 

@@ -40,7 +40,7 @@ def expected_monthly_orders(erp_url: str) -> list[tuple]:
 
 
 @pytest.fixture
-def skeleton_environment(airflow_database, postgres_database, tmp_path, monkeypatch):
+def skeleton_environment(fresh_asset_registry, postgres_database, tmp_path, monkeypatch):
     erp_url = postgres_database("skeleton_erp")
     database = erp_url.rsplit("/", 1)[1]
     connection = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": database}

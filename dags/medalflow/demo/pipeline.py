@@ -204,13 +204,17 @@ def partner_api(world: Any) -> Generator[None]:
     base_url, stop = serve_in_background(world=world)
     host, port = base_url.removeprefix("http://").rsplit(":", 1)
     connection = {"conn_type": "http", "host": host, "port": int(port), "schema": "http"}
-    os.environ["AIRFLOW_CONN_MEDALFLOW_PARTNER_API"] = json.dumps(
-        {**connection, "login": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}
-    )
+    variable = "AIRFLOW_CONN_MEDALFLOW_PARTNER_API"
+    previous = os.environ.get(variable)
+    os.environ[variable] = json.dumps({**connection, "login": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD})
     try:
         yield
     finally:
         stop()
+        if previous is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = previous
 
 
 def run_pipeline(dags: dict[str, Any], world: Any, window: list[date], erp_engine: Any, lake_dir: Path) -> None:
