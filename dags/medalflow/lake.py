@@ -61,6 +61,8 @@ class Lake:
     def list_files(self, relative: str) -> list[str]:
         """Lake-relative paths of the files under a folder, sorted; empty when the folder does not exist."""
         base = self.path(relative)
+        # Other processes write the lake: a listing must see the store, not what this object saw before.
+        self.fs.invalidate_cache(base)
         if not self.fs.exists(base):
             return []
         found = self.fs.find(base)
@@ -82,6 +84,7 @@ class Lake:
     def _publish(self, writer: PartitionWriter, relative: str) -> None:
         target = self.path(relative)
         self.fs.makedirs(target, exist_ok=True)
+        self.fs.invalidate_cache(target)
         for name in writer.names:
             self.fs.mv(self.path(posixpath.join(writer.staging, name)), posixpath.join(target, name))
         stale = [path for path in self.fs.find(target) if posixpath.basename(path) not in writer.names]

@@ -15,10 +15,12 @@ from medalflow.intervals import END_KEY, START_KEY
 from medalflow.settings import Settings, dbt_environment, get_settings
 
 RESOLVE_TASK_ID = "resolve_data_interval"
-# dbt receives the interval resolved at run time; templated because Cosmos renders `vars` per task instance.
-DBT_INTERVAL_VARS = {
-    START_KEY: "{{ ti.xcom_pull(task_ids='" + RESOLVE_TASK_ID + "')['" + START_KEY + "'] }}",
-    END_KEY: "{{ ti.xcom_pull(task_ids='" + RESOLVE_TASK_ID + "')['" + END_KEY + "'] }}",
+# dbt receives the interval resolved at run time as environment variables (templated: Cosmos renders each task's
+# env), read by the dbt_project's data_interval macros. Not --vars: a new value of --vars invalidates dbt's partial
+# parse, so every task would pay for a full re-parse of the project.
+DBT_INTERVAL_ENVIRONMENT = {
+    f"MEDALFLOW_{key.upper()}": "{{ ti.xcom_pull(task_ids='" + RESOLVE_TASK_ID + "')['" + key + "'] }}"
+    for key in (START_KEY, END_KEY)
 }
 
 
@@ -27,7 +29,7 @@ def project_config(settings: Settings) -> ProjectConfig:
         dbt_project_path=settings.dbt_project_dir,
         manifest_path=settings.manifest_path,
         project_name="medalflow",
-        env_vars=dbt_environment(settings),
+        env_vars={**dbt_environment(settings), **DBT_INTERVAL_ENVIRONMENT},
         install_dbt_deps=False,
     )
 
@@ -67,5 +69,5 @@ def medallion_task_group(group_id: str = "dbt", operator_args: dict[str, Any] | 
         profile_config=profile_config(settings),
         execution_config=execution_config(settings),
         render_config=render_config(settings),
-        operator_args={"vars": DBT_INTERVAL_VARS, **(operator_args or {})},
+        operator_args=operator_args or {},
     )

@@ -151,13 +151,13 @@ def write_file_drops(
     from fsspec.core import url_to_fs
 
     inbox_dir = str(inbox_dir)
-    fs, _root = url_to_fs(inbox_dir, **(storage_options or {}))
+    fs, _root = url_to_fs(inbox_dir, skip_instance_cache=True, **(storage_options or {}))
     written = []
     for partner in partners:
         rows = manifest_rows(world, day, partner, bad_row)
         content = _csv_bytes(rows) if PARTNER_FORMATS[partner] == "csv" else _parquet_bytes(rows)
         target = drop_path(inbox_dir, partner, day)
-        _fs, target_path = url_to_fs(target, **(storage_options or {}))
+        _fs, target_path = url_to_fs(target, skip_instance_cache=True, **(storage_options or {}))
         fs.makedirs(target_path.rsplit("/", 1)[0], exist_ok=True)
         temporary = f"{target_path}.tmp"
         fs.pipe_file(temporary, content)

@@ -177,15 +177,18 @@ EXTRACTION_DAGS = ("extract_erp", "extract_partner_api", "extract_file_drops")
 
 
 def run_window(days: list[date], dags: dict[str, Any], sources_change: Any) -> None:
-    """For each day: the sources change, the extraction DAGs land the day in the raw zone, the medallion builds it."""
-    from medalflow.intervals import day_interval
+    """Each day the sources change and the extraction DAGs land it in the raw zone; then one medallion run builds the
+    whole window, as an asset-triggered run does when several days of raw data have landed since the last one."""
+    from medalflow.intervals import DataInterval, day_interval
 
     for number, day in enumerate(days, start=1):
-        progress(f"day {number}/{len(days)}: {day} — sources change, {', '.join(EXTRACTION_DAGS)}, medallion")
+        progress(f"day {number}/{len(days)}: {day} — sources change, then {', '.join(EXTRACTION_DAGS)}")
         sources_change(day)
         for dag_id in EXTRACTION_DAGS:
             run_dag(dags[dag_id], logical_date=extraction_logical_date(day))
-        run_dag(dags["medallion"], run_conf=day_interval(day).as_extra())
+    window = DataInterval(day_interval(days[0]).start, day_interval(days[-1]).end)
+    progress(f"medallion: bronze -> silver -> gold for [{days[0]}, {days[-1] + timedelta(days=1)})")
+    run_dag(dags["medallion"], run_conf=window.as_extra())
 
 
 def latest_weekly_run(day: date) -> datetime:

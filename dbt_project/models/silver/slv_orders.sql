@@ -1,7 +1,8 @@
 {{
     config(
-        incremental_strategy='delete+insert',
         unique_key='order_id',
+        partitioned_by=['month(order_date)'],
+        cluster_by=['order_date'],
     )
 }}
 {#- Current state of every order: the ERP's changes applied in order. A late-arriving older version never
@@ -11,26 +12,14 @@ with changes as (
 
     select * from {{ ref('brz_erp__orders') }}
     {% if is_incremental() %}
-    where {{ bronze_changes_since_lookback('ingestion_date') }}
+        where {{ bronze_changes_since_lookback('ingestion_date') }}
     {% endif %}
-
-),
-
-ranked_changes as (
-
-    select
-        *,
-        row_number() over (
-            partition by order_id order by updated_at desc, ingested_at desc
-        ) as change_rank
-    from changes
 
 ),
 
 latest_change as (
 
-    select * from ranked_changes
-    where change_rank = 1
+    {{ latest_version_per_key('changes', 'order_id', 'updated_at') }}
 
 )
 
@@ -48,10 +37,7 @@ select
     latest_change.created_at,
     latest_change.updated_at,
     latest_change.deleted_at,
+    latest_change.ingestion_date,
     coalesce(latest_change.deleted_at is not null or latest_change.cdc_operation = 'D', false) as is_deleted
 from latest_change
-{% if is_incremental() %}
-    left join {{ this }} as existing
-        on latest_change.order_id = existing.order_id
-    where existing.order_id is null or existing.updated_at <= latest_change.updated_at
-{% endif %}
+{{ skip_versions_older_than_current('latest_change', 'order_id', 'updated_at') }}

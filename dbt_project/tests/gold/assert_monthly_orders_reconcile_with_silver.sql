@@ -1,9 +1,10 @@
--- Gold's monthly order intake adds up to silver's live orders: no order lost or counted twice by the aggregation.
+-- Gold's monthly order intake adds up to silver's live orders: no order lost or counted twice by the aggregation
+-- (sales to the cent: some engines sum decimals as doubles).
 with gold as (
 
     select
         sum(order_count) as order_count,
-        sum(sales_brl) as sales_brl
+        round(sum(sales_brl), 2) as sales_brl
     from {{ ref('agg_monthly_orders') }}
 
 ),
@@ -12,7 +13,7 @@ silver as (
 
     select
         count(*) as order_count,
-        sum(sale_amount_brl) as sales_brl
+        round(sum(sale_amount_brl), 2) as sales_brl
     from {{ ref('slv_orders') }}
     where not is_deleted and order_status != 'cancelled'
 

@@ -1,16 +1,9 @@
-{{
-    config(
-        incremental_strategy='delete+insert',
-        unique_key='ingestion_date',
-        on_schema_change='append_new_columns',
-    )
-}}
-{#- Append-only history of every order change. An interval's partitions replace the same partitions here, so a
-    rerun of a day is idempotent. -#}
+{#- Append-only, typed copy of raw erp.orders: every change, renamed and cast, with its ingestion metadata.
+    An interval's run replaces the same partitions here (pre-hook), so a rerun of a day is idempotent. -#}
 
 with source as (
 
-    select * from {{ source('erp', 'orders') }}
+    select * from {{ raw_source('erp', 'orders') }}
     where {{ raw_partitions_in_interval('ingestion_date') }}
 
 )
@@ -26,11 +19,11 @@ select
     cast(sale_amount_brl as decimal(18, 2)) as sale_amount_brl,
     cast(order_date as date) as order_date,
     cast(status as varchar) as order_status,
-    cast(created_at as timestamp) as created_at,
-    cast(updated_at as timestamp) as updated_at,
-    cast(deleted_at as timestamp) as deleted_at,
-    cast(_op as varchar) as cdc_operation,
-    cast(_ingested_at as timestamp) as ingested_at,
+    cast(created_at as {{ type_utc_timestamp() }}) as created_at,
+    cast(updated_at as {{ type_utc_timestamp() }}) as updated_at,
+    cast(deleted_at as {{ type_utc_timestamp() }}) as deleted_at,
+    cast(_ingested_at as {{ type_utc_timestamp() }}) as ingested_at,
     cast(_run_id as varchar) as ingestion_run_id,
+    cast(_op as varchar) as cdc_operation,
     cast(ingestion_date as date) as ingestion_date
 from source

@@ -1,0 +1,37 @@
+{{ config(unique_key='customer_id') }}
+{#- Current state of every customer, PII hashed or masked: e-mail and CPF/CNPJ become deterministic hashes (they
+    still join and count distinct), the phone keeps its last four digits, the name is dropped. Deletes stay as soft
+    deletes. History of these rows is kept by the snapshot snp_customers (SCD2). -#}
+
+with changes as (
+
+    select * from {{ ref('brz_erp__customers') }}
+    {% if is_incremental() %}
+        where {{ bronze_changes_since_lookback('ingestion_date') }}
+    {% endif %}
+
+),
+
+latest_change as (
+
+    {{ latest_version_per_key('changes', 'customer_id', 'updated_at') }}
+
+)
+
+select
+    latest_change.customer_id,
+    {{ pii_hash(normalized_email('latest_change.email')) }} as email_hash,
+    {{ dbt.split_part('latest_change.email', "'@'", 2) }} as email_domain,
+    {{ pii_hash(digits_only('latest_change.tax_id')) }} as tax_id_hash,
+    case when {{ dbt.length(digits_only('latest_change.tax_id')) }} = 14 then 'CNPJ' else 'CPF' end as tax_id_kind,
+    {{ mask_tail('latest_change.phone') }} as phone_masked,
+    latest_change.city,
+    latest_change.state_code,
+    latest_change.customer_segment,
+    latest_change.created_at,
+    latest_change.updated_at,
+    latest_change.deleted_at,
+    latest_change.ingestion_date,
+    coalesce(latest_change.deleted_at is not null or latest_change.cdc_operation = 'D', false) as is_deleted
+from latest_change
+{{ skip_versions_older_than_current('latest_change', 'customer_id', 'updated_at') }}

@@ -1,0 +1,8 @@
+{#- Amounts and counts that cannot be negative. -#}
+{% test not_negative(model, column_name) %}
+
+select {{ column_name }}
+from {{ model }}
+where {{ column_name }} < 0
+
+{% endtest %}

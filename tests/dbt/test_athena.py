@@ -1,0 +1,259 @@
+"""The athena target, without AWS: dbt-athena against moto's server (Glue, Athena, S3, STS emulated).
+
+dbt-athena needs AWS even to compile (it reads the Glue catalog), so moto serves it. moto accepts Athena queries
+without executing them, which is exactly enough to see what dbt would send:
+
+1. ``dbt compile`` on an empty catalog: every model, data test and unit test compiles, and every compiled statement
+   parses as Trino SQL (sqlglot);
+2. with the warehouse's tables registered in Glue (as after a first build), ``dbt run`` for one interval runs each
+   model's incremental path; every statement dbt sends (from its JSON log) parses as Trino SQL, and the DDL and DML
+   carry the settings: Iceberg tables, merge with the src/target aliases and the delete/insert conditions, partition
+   transforms, bronze's interval delete, locations under the environment's s3_data_dir;
+3. ``dbt run-operation create_raw_tables`` registers the raw zone as partition-projected Parquet tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import sqlglot
+from conftest import DAYS
+from sqlglot.errors import ParseError
+
+from medalflow.intervals import day_interval
+from medalflow.settings import dbt_environment, get_settings
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "medalflow-test"
+S3_DATA_DIR = f"s3://{BUCKET}/test-env/warehouse/"
+EXECUTE = "Execute: "
+FULL_REFRESH_SAMPLE = (
+    "brz_erp__orders",
+    "slv_orders",
+    "fct_order_correlated",
+    "agg_monthly_cash_flow",
+    "rank_top_products",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory):
+    """moto's server on a free port, and the environment that points dbt-athena (boto3) at it."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    environment = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MEDALFLOW_DBT_TARGET": "athena",
+        "MEDALFLOW_LAKE_URI": f"s3://{BUCKET}/test-env/lake",
+        "MEDALFLOW_ATHENA_S3_STAGING_DIR": f"s3://{BUCKET}/test-env/athena-results/",
+        "MEDALFLOW_ATHENA_S3_DATA_DIR": S3_DATA_DIR,
+        "MEDALFLOW_ATHENA_SCHEMA": "main",
+        "MEDALFLOW_ATHENA_POLL_INTERVAL": "0.02",
+    }
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"moto_server did not start: {log.read_text()}") from None
+                time.sleep(0.2)
+        client = boto3.client("s3", endpoint_url=environment["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        client.create_bucket(Bucket=BUCKET)
+        yield environment
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+class AthenaDbt:
+    """dbt (its own virtualenv) with the athena target, against moto."""
+
+    def __init__(self, environment: dict[str, str], work: Path) -> None:
+        settings = get_settings()
+        self.environment = {**os.environ, **dbt_environment(settings), **environment}
+        self.work = work
+        self.command = [
+            settings.dbt_executable, "--project-dir", str(settings.dbt_project_dir),
+            "--profiles-dir", str(settings.dbt_profiles_dir), "--target", "athena",
+        ]  # fmt: skip
+
+    def __call__(self, *arguments: str, name: str) -> Path:
+        """Run dbt; returns its target folder (shared by the runs, so dbt can parse partially). Each run has its own
+        log folder: the JSON file log holds every statement sent."""
+        target, logs = self.work / "target", self.work / name / "logs"
+        command = [*self.command[:1], *arguments, *self.command[1:]]
+        command += ["--target-path", str(target), "--log-path", str(logs), "--log-format-file", "json"]
+        completed = subprocess.run(command, env=self.environment, capture_output=True, text=True, check=False)
+        assert completed.returncode == 0, f"dbt {' '.join(arguments)} failed:\n{completed.stdout[-6000:]}"
+        return target
+
+    def statements(self, name: str) -> list[tuple[str, str]]:
+        """(node id, SQL) of every statement the Athena cursor executed in the run called ``name`` (dbt-athena logs
+        each as "Execute: <sql>", the statements it builds in Python included, such as CTAS and MERGE)."""
+        found = []
+        for line in (self.work / name / "logs" / "dbt.log").read_text().splitlines():
+            event = json.loads(line)
+            message = event["data"].get("base_msg")
+            if event["info"]["name"] == "AdapterEventDebug" and str(message).startswith(EXECUTE):
+                node = event["data"].get("node_info", {}).get("unique_id", "")
+                found.append((node, message[len(EXECUTE) :]))
+        return found
+
+
+def parse_errors(statements: list[tuple[str, str]], dialect: str) -> list[str]:
+    errors = []
+    for origin, sql in statements:
+        try:
+            sqlglot.parse(sql, read=dialect)
+        except ParseError as error:
+            errors.append(f"{origin}: {str(error)[:300]}")
+    return errors
+
+
+def register_warehouse_tables(manifest: dict, environment: dict[str, str]) -> int:
+    """Register every model and snapshot as an Iceberg table in moto's Glue, as a first build would have."""
+    glue = boto3.client("glue", endpoint_url=environment["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    count = 0
+    for node in manifest["nodes"].values():
+        if node["resource_type"] not in ("model", "snapshot") or node["package_name"] != "medalflow":
+            continue
+        with contextlib.suppress(glue.exceptions.AlreadyExistsException):
+            glue.create_database(DatabaseInput={"Name": node["schema"]})
+        columns = [
+            {"Name": name, "Type": column.get("data_type") or "string"} for name, column in node["columns"].items()
+        ]
+        if node["resource_type"] == "snapshot":
+            columns += [
+                {"Name": name, "Type": "timestamp"} for name in ("dbt_valid_from", "dbt_valid_to", "dbt_updated_at")
+            ]
+            columns += [{"Name": "dbt_scd_id", "Type": "string"}]
+        location = f"{S3_DATA_DIR}{node['schema']}/{node['alias']}/first-build"
+        glue.create_table(
+            DatabaseName=node["schema"],
+            TableInput={
+                "Name": node["alias"],
+                "TableType": "EXTERNAL_TABLE",
+                "Parameters": {"table_type": "ICEBERG"},
+                "StorageDescriptor": {"Columns": columns, "Location": location},
+            },
+        )
+        count += 1
+    return count
+
+
+@pytest.fixture(scope="module")
+def athena_runs(moto, tmp_path_factory):
+    work = tmp_path_factory.mktemp("athena")
+    dbt = AthenaDbt(moto, work)
+    target = dbt("compile", name="compile")
+    compiled = shutil.copytree(target / "compiled", work / "compiled")
+    manifest = json.loads((target / "manifest.json").read_text())
+    dbt("run-operation", "create_raw_tables", name="raw_tables")
+    assert register_warehouse_tables(manifest, moto) == 28
+    # A first build of one model per kind (the DDL), then an incremental run of every model (the DML).
+    dbt("run", "--full-refresh", "--select", *FULL_REFRESH_SAMPLE, name="full_refresh")
+    dbt("run", "--vars", json.dumps(day_interval(DAYS[1]).as_extra()), name="incremental")
+    return dbt, compiled, manifest
+
+
+def test_every_compiled_statement_parses_as_trino(athena_runs):
+    _dbt, compiled, manifest = athena_runs
+    files = sorted((compiled / "medalflow").rglob("*.sql"))
+    kinds = {node["resource_type"] for node in manifest["nodes"].values()}
+    assert {"model", "test", "snapshot", "unit_test"} <= kinds | set(manifest.get("unit_tests", {}) and ["unit_test"])
+    models = [node for node in manifest["nodes"].values() if node["resource_type"] == "model"]
+    assert len(files) >= len(models) + 150, "models and data tests all compiled"
+    assert parse_errors([(str(path), path.read_text()) for path in files], "trino") == []
+
+
+def test_every_statement_of_a_full_and_an_incremental_run_parses_as_trino(athena_runs):
+    dbt, _compiled, _manifest = athena_runs
+    for run, least in (("full_refresh", 15), ("incremental", 80)):
+        statements = dbt.statements(run)
+        assert len(statements) >= least
+        assert parse_errors(statements, "trino") == []
+
+
+def by_node(statements: list[tuple[str, str]], name: str) -> str:
+    return "\n;\n".join(sql for origin, sql in statements if origin.endswith(f".{name}")).lower()
+
+
+def test_iceberg_merge_and_partition_settings_in_the_ddl(athena_runs):
+    dbt, _compiled, _manifest = athena_runs
+    statements = dbt.statements("incremental")
+
+    # An incremental run: bronze replaces its interval, silver merges (src/target), the fact purges deletes.
+    bronze = by_node(statements, "brz_erp__orders")
+    interval = day_interval(DAYS[1])
+    assert (
+        f'delete from "awsdatacatalog"."bronze"."brz_erp__orders" where ingestion_date >= '
+        f"cast('{interval.start.date()}' as date)" in bronze
+    ), "bronze deletes its interval before appending it again"
+    assert bronze.index("delete from") < bronze.index('insert into "awsdatacatalog"."bronze"."brz_erp__orders"')
+
+    orders = by_node(statements, "slv_orders")
+    assert 'merge into "awsdatacatalog"."silver"."slv_orders" as target using' in orders
+    assert "as src" in orders
+    assert "target.order_id = src.order_id" in orders
+
+    fact = by_node(statements, "fct_order_correlated")
+    assert "when matched and (src.is_deleted)\n          then delete" in fact
+    assert "when not matched and not src.is_deleted" in fact
+
+    # A full refresh creates every table: Iceberg, partitioned, under the environment's s3_data_dir.
+    full = dbt.statements("full_refresh")
+    assert "partitioning=array['ingestion_date']" in by_node(full, "brz_erp__orders")
+    assert "partitioning=array['month(order_date)']" in by_node(full, "slv_orders")
+    assert "partitioning=array['month(order_date)']" in by_node(full, "fct_order_correlated")
+    cash_flow = by_node(full, "agg_monthly_cash_flow")
+    assert "partitioning=array['cash_year', 'cash_month']" in cash_flow
+    assert f"location='{S3_DATA_DIR}gold/agg_monthly_cash_flow/" in cash_flow
+
+    for run, count in ((full, len(FULL_REFRESH_SAMPLE)), (statements, 27)):
+        bodies = [sql.split("*/", 1)[-1].strip().lower() for _origin, sql in run]
+        tables = [sql for sql in bodies if sql.startswith("create table")]
+        assert len(tables) >= count
+        assert all("table_type='iceberg'" in sql for sql in tables)
+        assert all(f"location='{S3_DATA_DIR}" in sql for sql in tables), "tables live under s3_data_dir"
+
+
+def test_raw_zone_registered_as_partition_projected_tables(athena_runs):
+    dbt, _compiled, manifest = athena_runs
+    ddl = [sql for _origin, sql in dbt.statements("raw_tables") if "create external table" in sql]
+    assert len(ddl) == len(manifest["sources"]) == 11
+    orders = next(sql for sql in ddl if "`raw_erp`.`orders`" in sql)
+    assert "partitioned by (`ingestion_date` date)" in orders
+    assert "'projection.ingestion_date.type' = 'date'" in orders
+    assert f"location 's3://{BUCKET}/test-env/lake/raw/erp/orders/'" in orders
+    assert parse_errors([("raw", sql) for sql in ddl], "hive") == []
