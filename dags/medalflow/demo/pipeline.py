@@ -176,19 +176,13 @@ def extraction_logical_date(day: date) -> datetime:
 EXTRACTION_DAGS = ("extract_erp", "extract_partner_api", "extract_file_drops")
 
 
-def run_window(days: list[date], dags: dict[str, Any], sources_change: Any) -> None:
-    """Each day the sources change and the extraction DAGs land it in the raw zone; then one medallion run builds the
-    whole window, as an asset-triggered run does when several days of raw data have landed since the last one."""
-    from medalflow.intervals import DataInterval, day_interval
-
+def extract_window(days: list[date], dags: dict[str, Any], sources_change: Any) -> None:
+    """Each day the sources change and the extraction DAGs land that day in the raw zone."""
     for number, day in enumerate(days, start=1):
         progress(f"day {number}/{len(days)}: {day} — sources change, then {', '.join(EXTRACTION_DAGS)}")
         sources_change(day)
         for dag_id in EXTRACTION_DAGS:
             run_dag(dags[dag_id], logical_date=extraction_logical_date(day))
-    window = DataInterval(day_interval(days[0]).start, day_interval(days[-1]).end)
-    progress(f"medallion: bronze -> silver -> gold for [{days[0]}, {days[-1] + timedelta(days=1)})")
-    run_dag(dags["medallion"], run_conf=window.as_extra())
 
 
 def latest_weekly_run(day: date) -> datetime:
@@ -229,10 +223,19 @@ def run_pipeline(dags: dict[str, Any], world: Any, window: list[date], erp_engin
         erp.apply_day(erp_engine, world, day)
         write_file_drops(world, day, str(lake_dir / "inbox"))
 
+    from medalflow.intervals import DataInterval, day_interval
+
+    forecast_run = latest_weekly_run(window[0])
     with partner_api(world):
         progress("weekly forecast extraction (extract_forecast)")
-        run_dag(dags["extract_forecast"], logical_date=latest_weekly_run(window[0]))
-        run_window(window, dags, sources_change)
+        run_dag(dags["extract_forecast"], logical_date=forecast_run)
+        extract_window(window, dags, sources_change)
+    # One medallion run over everything that landed, as an asset-triggered run covers the union of its triggering
+    # events' intervals: the forecast's week and every extracted day.
+    forecast_week = dags["extract_forecast"].timetable.infer_manual_data_interval(run_after=forecast_run)
+    build = DataInterval(min(forecast_week.start, day_interval(window[0]).start), day_interval(window[-1]).end)
+    progress(f"medallion: bronze -> silver -> gold for [{build.start.date()}, {build.end.date()})")
+    run_dag(dags["medallion"], run_conf=build.as_extra())
 
 
 def summarise(warehouse: Path, lake_dir: Path, docs_dir: Path) -> str:
