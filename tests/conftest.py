@@ -12,9 +12,11 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local_servers import moto_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_HOST = os.getenv("MEDALFLOW_TEST_POSTGRES_HOST", "127.0.0.1")
@@ -95,3 +97,14 @@ def fresh_asset_registry(airflow_database):
         connection.execute(text("delete from asset_active"))
     engine.dispose()
     return airflow_database
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One moto server for the whole session, reached over HTTP as AWS would be; its URL.
+
+    Shared rather than started per module (each start costs seconds), which holds because every test keeps to
+    buckets and Glue databases of its own: no test may rely on moto being empty.
+    """
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
+        yield endpoint

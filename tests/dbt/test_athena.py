@@ -18,10 +18,7 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -35,7 +32,7 @@ from medalflow.settings import dbt_environment, get_settings
 
 pytestmark = pytest.mark.integration
 
-BUCKET = "medalflow-test"
+BUCKET = "medalflow-athena-test"
 S3_DATA_DIR = f"s3://{BUCKET}/test-env/warehouse/"
 EXECUTE = "Execute: "
 FULL_REFRESH_SAMPLE = (
@@ -47,25 +44,11 @@ FULL_REFRESH_SAMPLE = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def moto(tmp_path_factory):
-    """moto's server on a free port, and the environment that points dbt-athena (boto3) at it."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+def moto(moto_endpoint):
+    """The environment that points dbt-athena (boto3) at the session's moto server, with the bucket it writes to."""
     environment = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -76,23 +59,10 @@ def moto(tmp_path_factory):
         "MEDALFLOW_ATHENA_SCHEMA": "main",
         "MEDALFLOW_ATHENA_POLL_INTERVAL": "0.02",
     }
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"moto_server did not start: {log.read_text()}") from None
-                time.sleep(0.2)
-        client = boto3.client("s3", endpoint_url=environment["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-        client.create_bucket(Bucket=BUCKET)
-        yield environment
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    client.create_bucket(Bucket=BUCKET)
+    return environment
 
 
 class AthenaDbt:

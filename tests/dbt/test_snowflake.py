@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import sqlglot
 from conftest import DAYS, land
+from local_servers import serving
 from sqlglot.errors import ParseError
 
 from medalflow.intervals import day_interval
@@ -50,12 +49,6 @@ def dbt_python() -> str:
     return str(Path(get_settings().dbt_executable).with_name("python"))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def fakesnow(tmp_path_factory):
     """fakesnow's HTTP server, from dbt's virtualenv (fakesnow's duckdb and sqlglot live there)."""
@@ -65,26 +58,15 @@ def fakesnow(tmp_path_factory):
     probe = subprocess.run([dbt_python(), "-c", "import uvicorn, starlette"], env=environment, check=False)
     if probe.returncode:
         pytest.skip("fakesnow's server extras are missing: requirements/dbt-dev.txt needs fakesnow[server]")
-    port = free_port()
     log = tmp_path_factory.mktemp("fakesnow") / "fakesnow.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [dbt_python(), "-m", "fakesnow", "-s", "-p", str(port)], env=environment, stdout=output, stderr=output
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"fakesnow did not start: {log.read_text()}") from None
-                time.sleep(0.3)
+    with serving(
+        lambda port: [dbt_python(), "-m", "fakesnow", "-s", "-p", str(port)],
+        "fakesnow",
+        log,
+        environment=environment,
+        startup_timeout=60,  # slower to listen than moto: it loads duckdb and sqlglot first
+    ) as port:
         yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 class SnowflakeDbt:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,34 +40,6 @@ MEDALFLOW_DBT_TARGET=athena
 MEDALFLOW_LAKE_URI={LAKE_URI}
 """
 UPDATE_ENVIRONMENT = botocore.session.get_session().get_service_model("mwaa").operation_model("UpdateEnvironment")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_server():
-    port = free_port()
-    moto = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen(
-        [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("moto_server did not start") from None
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
 
 
 class FakeMwaa:
@@ -139,14 +109,14 @@ def objects_in(s3) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def deployment(moto_server, tmp_path_factory):
+def deployment(moto_endpoint, tmp_path_factory):
     """A dry run, a deployment and a rerun against the same bucket and environment; what each left behind."""
     settings = tmp_path_factory.mktemp("deploy") / "dev.env"
     settings.write_text(SETTINGS)
     mwaa = FakeMwaa()
     environment = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     environment.update(
-        AWS_ENDPOINT_URL=moto_server,
+        AWS_ENDPOINT_URL=moto_endpoint,
         AWS_ENDPOINT_URL_MWAA=mwaa.url,
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
@@ -154,7 +124,7 @@ def deployment(moto_server, tmp_path_factory):
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
     )
     s3 = boto3.client(
-        "s3", endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+        "s3", endpoint_url=moto_endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
     )
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})

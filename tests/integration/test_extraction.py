@@ -13,12 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
-import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -40,40 +36,8 @@ API_ENTITIES = ("payments", "fx_rates", "shipments")
 METADATA = {"_ingested_at", "_source", "_run_id", "_op"}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_s3():
-    port = free_port()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(endpoint, timeout=1)
-            break
-        except requests.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("moto_server did not start") from None
-            time.sleep(0.1)
-    yield endpoint
-    process.terminate()
-    process.wait(timeout=10)
-
-
 @pytest.fixture
-def sources(fresh_asset_registry, postgres_database, moto_s3, monkeypatch):
+def sources(fresh_asset_registry, postgres_database, moto_endpoint, monkeypatch):
     """The ERP on PostgreSQL, the partner API, a lake on moto S3, and the Airflow connections pointing at them."""
     import boto3
 
@@ -84,7 +48,7 @@ def sources(fresh_asset_registry, postgres_database, moto_s3, monkeypatch):
     base_url, stop = serve_in_background(world=world)
     host, port = base_url.removeprefix("http://").split(":")
     for name, value in {
-        "AWS_ENDPOINT_URL": moto_s3,
+        "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import socket
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -126,31 +124,18 @@ def test_bad_date(world: World, tmp_path: Path) -> None:
         write_file_drops(world, DAY, str(tmp_path), bad_row="gremlins")
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A local S3 (moto) on a free loopback port."""
-    moto_server = pytest.importorskip("moto.server")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-def test_drops_to_s3(world: World, s3_endpoint: str) -> None:
+def test_drops_to_s3(world: World, moto_endpoint: str) -> None:
     s3fs = pytest.importorskip("s3fs")
     options = {
         "key": "testing",
         "secret": "testing",
-        "client_kwargs": {"endpoint_url": s3_endpoint, "region_name": "eu-west-1"},
+        "client_kwargs": {"endpoint_url": moto_endpoint, "region_name": "eu-west-1"},
     }
     filesystem = s3fs.S3FileSystem(**options)
-    filesystem.mkdir("lake")
-    written = write_file_drops(world, DAY, "s3://lake/inbox", storage_options=options)
-    assert written == [drop_path("s3://lake/inbox", partner, DAY) for partner in ("oceanic", "skyfreight")]
-    assert sorted(filesystem.find("lake/inbox")) == [url.removeprefix("s3://") for url in written]
+    filesystem.mkdir("file-drops-lake")
+    written = write_file_drops(world, DAY, "s3://file-drops-lake/inbox", storage_options=options)
+    assert written == [drop_path("s3://file-drops-lake/inbox", partner, DAY) for partner in ("oceanic", "skyfreight")]
+    assert sorted(filesystem.find("file-drops-lake/inbox")) == [url.removeprefix("s3://") for url in written]
     rows = list(csv.DictReader(io.StringIO(filesystem.cat_file(written[0]).decode())))
     assert len(rows) == len(world.shipment_changes(DAY, "oceanic"))
     table = pq.read_table(io.BytesIO(filesystem.cat_file(written[1])))

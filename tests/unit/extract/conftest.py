@@ -1,20 +1,16 @@
 """Fixtures of the extraction tests: the demo world, the partner API over real HTTP, and S3 as a moto server.
 
-The partner API and the moto server start once per session; each test gets a clean fault queue and fresh request
-statistics. S3 is moto in server mode (a separate process, reached over HTTP through ``AWS_ENDPOINT_URL`` and dummy
-credentials), so the lake on ``s3://`` goes through s3fs and botocore exactly as it would against AWS.
+The partner API and the moto server (the root conftest's ``moto_endpoint``) start once per session; each test gets a
+clean fault queue and fresh request statistics. S3 is moto in server mode (a separate process, reached over HTTP
+through ``AWS_ENDPOINT_URL`` and dummy credentials), so the lake on ``s3://`` goes through s3fs and botocore exactly
+as it would against AWS.
 """
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
 import requests
@@ -60,36 +56,6 @@ def partner_api(partner_server: PartnerApi) -> Iterator[PartnerApi]:
     partner_server.reset()
     yield partner_server
     partner_server.reset()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """``moto_server`` as a subprocess on a free port of 127.0.0.1; its URL."""
-    port = free_port()
-    executable = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen(
-        [str(executable), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(endpoint, timeout=1)
-            break
-        except requests.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("moto_server did not start") from None
-            time.sleep(0.1)
-    yield endpoint
-    process.terminate()
-    process.wait(timeout=10)
 
 
 @pytest.fixture
