@@ -14,8 +14,11 @@ ARG UV_VERSION=0.12.3
 # everything the services write is group 0 and group-writable.
 ARG AIRFLOW_UID=50000
 
+# Bytecode is compiled once at build time (UV_COMPILE_BYTECODE): the containers never write it, and without it every
+# task process and every DAG parse would compile Airflow and Cosmos from source again.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_NO_CACHE=1 \
     AIRFLOW_HOME=/opt/airflow \

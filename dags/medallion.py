@@ -4,28 +4,26 @@
 dbt builds the lakehouse **bronze -> silver -> gold**, one Airflow task per dbt model (rendered by Cosmos from the
 pre-built `manifest.json`), with each model's tests right after it.
 
-* **Schedule**: when the daily raw datasets have landed (Airflow Assets produced by the extraction DAGs).
+* **Schedule**: when every daily raw dataset has landed (the Assets of the ERP, partner API and file-drop
+  extractions; `MEDALFLOW_MEDALLION_SOURCES`). The weekly forecast is read as last landed, never waited for.
 * **Interval**: `resolve_data_interval` picks the interval of the triggering data (or `data_interval_start` /
   `data_interval_end` from the run's conf when triggered by hand) and passes it to dbt as vars.
+* **Execution**: one `dbt build` per run (Cosmos watcher mode); each model's task reports that model's result.
+  `MEDALFLOW_COSMOS_EXECUTION_MODE=local` runs one dbt process per task instead.
 * **Warehouse**: `MEDALFLOW_DBT_TARGET` (duckdb by default; athena, snowflake).
+* **When something breaks**: failure notifications name the DAG, task, dbt model and run (`MEDALFLOW_NOTIFIER`);
+  dbt's `run_results.json` and `manifest.json` are kept under `<lake>/_artifacts/dbt/medallion/<run_id>/`.
 """
-
-from functools import reduce
-from operator import and_
 
 from airflow.sdk import DAG
 
-from medalflow.assets import raw_asset
 from medalflow.dag_defaults import DEFAULT_ARGS, START_DATE
-from medalflow.extract.config import load_source_group
-from medalflow.medallion import medallion_task_group
+from medalflow.medallion import medallion_schedule, medallion_task_group
 from medalflow.tasks import resolve_data_interval
-
-ERP = load_source_group("erp")
 
 with DAG(
     dag_id="medallion",
-    schedule=reduce(and_, [raw_asset(ERP.name, entity) for entity in ERP.entities]),
+    schedule=medallion_schedule(),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -36,4 +34,7 @@ with DAG(
     resolve_data_interval() >> medallion_task_group()
 
 if __name__ == "__main__":
+    from medalflow.watcher import sensors_follow_producer
+
+    sensors_follow_producer(dag.tasks)  # dag.test() runs one task at a time: the producer must come first
     dag.test()

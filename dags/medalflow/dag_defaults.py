@@ -1,4 +1,4 @@
-"""Defaults every medalflow DAG shares: owner, retries, timeouts, schedules."""
+"""Defaults every medalflow DAG shares: owner, retries, timeouts, failure notifications, schedules."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 from datetime import UTC, datetime, timedelta
 
 from airflow.timetables.interval import CronDataIntervalTimetable
+
+from medalflow.notifications import FailureNotifier
 
 OWNER = "data-platform"
 # Before the demo data begins; DAGs do not catch up on their own (backfills are explicit).
@@ -18,6 +20,8 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(hours=1),
+    # Every failed task of every DAG is reported (channel chosen by MEDALFLOW_NOTIFIER when it fails).
+    "on_failure_callback": FailureNotifier(),
 }
 
 

@@ -2,17 +2,41 @@
 
 Cosmos reads the pre-built manifest.json (no dbt call while the DAG file is parsed) and runs dbt from its own
 virtualenv as a subprocess, as on MWAA. Each model's tests run right after it, in the same task group.
+
+Execution mode (``MEDALFLOW_COSMOS_EXECUTION_MODE``):
+
+* ``watcher`` (default): one ``dbt build`` for the whole run (Cosmos's producer task); each model's task and each
+  model's tests task report that node's own result as the build reaches it (medalflow.watcher: they wait in the
+  triggerer, with no worker process, while the producer runs). One dbt start-up per run instead of one per task: the
+  DAG run costs about the ``dbt build`` it wraps (benchmarks/results/execution_overhead.md). ``dag.test()`` runs one
+  task at a time, so a DAG run under it needs :func:`medalflow.watcher.sensors_follow_producer` first (the demo and
+  the DAG file's ``__main__`` do that).
+* ``local``: one dbt process per model and per model's tests: for rerunning or debugging single models one by one.
+
+DuckDB lets one process write at a time: with the duckdb target every task that runs dbt takes a slot of the
+``MEDALFLOW_DUCKDB_POOL`` pool (one slot; ``duckdb_writer`` by default), so parallel branches never collide and the
+maintenance DAG waits for a running build. The pool must exist (``airflow pools set duckdb_writer 1 ...``, see
+docs/operations.md); Athena and Snowflake need no pool.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
+import os
+from collections.abc import Generator
+from contextlib import contextmanager
 from typing import Any
 
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
+from medalflow.artifacts import store_artifacts_callback
+from medalflow.assets import raw_asset
+from medalflow.extract.config import load_source_group
 from medalflow.intervals import END_KEY, START_KEY
 from medalflow.settings import Settings, dbt_environment, get_settings
+from medalflow.watcher import start_sensors_in_triggerer
 
 RESOLVE_TASK_ID = "resolve_data_interval"
 # dbt receives the interval resolved at run time as environment variables (templated: Cosmos renders each task's
@@ -23,15 +47,58 @@ DBT_INTERVAL_ENVIRONMENT = {
     for key in (START_KEY, END_KEY)
 }
 
+EXECUTION_MODE_VARIABLE = "MEDALFLOW_COSMOS_EXECUTION_MODE"
+EXECUTION_MODES = {"watcher": ExecutionMode.WATCHER, "local": ExecutionMode.LOCAL}
+DEFAULT_EXECUTION_MODE = "watcher"
+DUCKDB_POOL_VARIABLE = "MEDALFLOW_DUCKDB_POOL"
+DEFAULT_DUCKDB_POOL = "duckdb_writer"
+# How often a watcher sensor (in the triggerer) looks for its model's result. Cosmos's 10 s default would add up to
+# 10 s per level of the model graph after dbt has finished; a poll reads one XCom row.
+WATCHER_POKE_INTERVAL_SECONDS = 2
+
+
+SOURCES_VARIABLE = "MEDALFLOW_MEDALLION_SOURCES"
+# The daily source groups whose landing starts a run. The forecast is weekly: the medallion reads its latest snapshot
+# and does not wait for it (a daily run would otherwise wait a week).
+DEFAULT_SOURCES = ("erp", "partner", "files")
+
+
+def medallion_schedule() -> Any:
+    """Every raw Asset of the daily source groups (``MEDALFLOW_MEDALLION_SOURCES``, comma-separated), all required."""
+    names = [name.strip() for name in os.getenv(SOURCES_VARIABLE, ",".join(DEFAULT_SOURCES)).split(",") if name.strip()]
+    assets = [raw_asset(name, entity) for name in names for entity in load_source_group(name).entities]
+    if not assets:
+        raise ValueError(f"{SOURCES_VARIABLE} names no source group")
+    return functools.reduce(operator.and_, assets)
+
+
+def execution_mode() -> ExecutionMode:
+    name = os.getenv(EXECUTION_MODE_VARIABLE, DEFAULT_EXECUTION_MODE).strip().lower()
+    if name not in EXECUTION_MODES:
+        raise ValueError(f"{EXECUTION_MODE_VARIABLE}={name!r}: expected one of {sorted(EXECUTION_MODES)}")
+    return EXECUTION_MODES[name]
+
+
+def dbt_pool(settings: Settings) -> str | None:
+    """The pool that serialises dbt processes on a single-writer warehouse (DuckDB); None where writers can share."""
+    if settings.dbt_target != "duckdb":
+        return None
+    return os.getenv(DUCKDB_POOL_VARIABLE, DEFAULT_DUCKDB_POOL) or None
+
 
 def project_config(settings: Settings) -> ProjectConfig:
-    return ProjectConfig(
+    config = ProjectConfig(
         dbt_project_path=settings.dbt_project_dir,
         manifest_path=settings.manifest_path,
         project_name="medalflow",
         env_vars={**dbt_environment(settings), **DBT_INTERVAL_ENVIRONMENT},
         install_dbt_deps=False,
     )
+    if "://" not in str(settings.manifest_path):
+        # Cosmos wraps every manifest path in an ObjectStoragePath, whose first read sets up Airflow's lineage
+        # collector and loads every plugin: a third of a second per parse for a file on local disk.
+        config.manifest_path = settings.manifest_path
+    return config
 
 
 def profile_config(settings: Settings) -> ProfileConfig:
@@ -42,11 +109,16 @@ def profile_config(settings: Settings) -> ProfileConfig:
     )
 
 
-def execution_config(settings: Settings) -> ExecutionConfig:
+def execution_config(settings: Settings, mode: ExecutionMode) -> ExecutionConfig:
+    # In watcher mode only the producer runs dbt: it alone takes the warehouse pool (a sensor holding the only slot
+    # while it waits for the producer would deadlock the run).
+    pool = dbt_pool(settings)
+    producer_args = {"pool": pool} if mode == ExecutionMode.WATCHER and pool else {}
     return ExecutionConfig(
-        execution_mode=ExecutionMode.LOCAL,
+        execution_mode=mode,
         invocation_mode=InvocationMode.SUBPROCESS,
         dbt_executable_path=settings.dbt_executable,
+        setup_operator_args=producer_args or None,
     )
 
 
@@ -60,14 +132,106 @@ def render_config(settings: Settings) -> RenderConfig:
     )
 
 
+def task_arguments(settings: Settings, mode: ExecutionMode) -> dict[str, Any]:
+    """Arguments every Cosmos task gets: dbt's artifacts kept in the lake after every dbt invocation (failed ones too),
+    and the pool where dbt runs in each task. (The run's interval reaches dbt through the project's env_vars.)"""
+    arguments: dict[str, Any] = {"callback": store_artifacts_callback}
+    if mode == ExecutionMode.LOCAL and (pool := dbt_pool(settings)):
+        arguments["pool"] = pool
+    if mode == ExecutionMode.WATCHER:
+        arguments["poke_interval"] = WATCHER_POKE_INTERVAL_SECONDS
+        # Model tasks end in the triggerer (medalflow.watcher), where no per-model dataset event can be emitted.
+        arguments["emit_datasets"] = False
+    return arguments
+
+
+class _MemoisedInspect:
+    """``inspect`` with ``signature`` and ``getfullargspec`` memoised (both are pure functions of a function)."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+        self.signature = functools.cache(module.signature)
+        self.getfullargspec = functools.cache(module.getfullargspec)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+@contextmanager
+def fast_cosmos_rendering() -> Generator[None]:
+    """Cosmos's operator constructor inspects ``BaseOperator.__init__`` (and two of its own) for every task it
+    creates: the same three answers thousands of times, a fifth of the parse time at 1,000 models (profiled in
+    benchmarks/parse_time.py). While the task group is built, Cosmos's operators module sees a memoising ``inspect``.
+    """
+    import cosmos.operators.local as cosmos_local
+
+    original = cosmos_local.inspect
+    cosmos_local.inspect = _MemoisedInspect(original)
+    try:
+        yield
+    finally:
+        cosmos_local.inspect = original
+
+
+def detached_tests_to_group_root(group: Any) -> int:
+    """Move the tests Cosmos renders on their own (a test over several models) to the top of the task group.
+
+    With ``group_nodes_by_folder`` Cosmos puts all of them in whichever folder group it built last (here bronze/erp),
+    so that group holds tasks that wait for silver and gold ones: the groups depend on each other both ways and the
+    UI's graph and grid fail to sort them ("A cyclic dependency occurred", HTTP 500). At the top of the dbt group,
+    after every model they test, they close no cycle. Their task ids keep Cosmos's names.
+    """
+    moved = 0
+    for task in list(group.iter_tasks()):
+        node = (getattr(task, "extra_context", None) or {}).get("dbt_node_config") or {}
+        if node.get("resource_type") != "test" or not task.task_id.endswith("_test") or task.task_group is group:
+            continue
+        task.task_group.children.pop(task.task_id, None)
+        group.children[task.task_id] = task
+        task.task_group = group
+        moved += 1
+    return moved
+
+
+@contextmanager
+def dag_hashed_by_identity(dag: Any | None) -> Generator[None]:
+    """While the task graph is wired, hash the DAG by identity instead of by value.
+
+    Every dependency set (``a >> b``; Cosmos sets thousands for a large project) puts the DAG in a set, and Airflow's
+    ``DAG.__hash__`` hashes the tuple of all its task ids and its schedule, each Asset of which through
+    ``attrs.asdict`` + ``json.dumps``: wiring grows with tasks x edges x assets (at 1,000 models, half the parse time;
+    benchmarks/results/parse_time.md). Only this one DAG object is in those sets, so identity gives the same answer;
+    the class is restored on the way out.
+    """
+    if dag is None:
+        yield
+        return
+    original = type(dag)
+    dag.__class__ = type(
+        original.__name__, (original,), {"__hash__": object.__hash__, "__module__": original.__module__}
+    )
+    try:
+        yield
+    finally:
+        dag.__class__ = original
+
+
 def medallion_task_group(group_id: str = "dbt", operator_args: dict[str, Any] | None = None) -> DbtTaskGroup:
     """The bronze -> silver -> gold models of the dbt project, one task per model, tests after each."""
+    from airflow.sdk.definitions._internal.contextmanager import DagContext
+
     settings = get_settings()
-    return DbtTaskGroup(
-        group_id=group_id,
-        project_config=project_config(settings),
-        profile_config=profile_config(settings),
-        execution_config=execution_config(settings),
-        render_config=render_config(settings),
-        operator_args=operator_args or {},
-    )
+    mode = execution_mode()
+    with dag_hashed_by_identity(DagContext.get_current()), fast_cosmos_rendering():
+        group = DbtTaskGroup(
+            group_id=group_id,
+            project_config=project_config(settings),
+            profile_config=profile_config(settings),
+            execution_config=execution_config(settings, mode),
+            render_config=render_config(settings),
+            operator_args={**task_arguments(settings, mode), **(operator_args or {})},
+        )
+    detached_tests_to_group_root(group)
+    if mode == ExecutionMode.WATCHER:
+        start_sensors_in_triggerer(group.iter_tasks())
+    return group

@@ -140,6 +140,19 @@ def test_the_init_service_migrates_and_sets_the_admin_user_up(services):
         assert depends_on["minio-init"]["condition"] == "service_completed_successfully", name
 
 
+def test_the_init_service_creates_the_pool_the_medallion_takes_on_duckdb(services, monkeypatch):
+    """A task whose pool does not exist is never scheduled: the duckdb target's writer pool must exist."""
+    from medalflow.medallion import dbt_pool
+    from medalflow.settings import get_settings
+
+    environment = services["airflow-init"]["environment"]
+    monkeypatch.setenv("MEDALFLOW_DBT_TARGET", environment["MEDALFLOW_DBT_TARGET"])
+    monkeypatch.delenv("MEDALFLOW_DUCKDB_POOL", raising=False)
+    pool = dbt_pool(get_settings())
+    assert pool
+    assert re.search(rf"^\s*airflow pools set {pool} 1 ", services["airflow-init"]["command"][-1], re.M)
+
+
 def test_the_project_folders_are_mounted_where_the_settings_point(services):
     environment = services["airflow-scheduler"]["environment"]
     expected = {

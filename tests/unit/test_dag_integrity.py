@@ -59,6 +59,28 @@ def test_every_task_has_owner_and_retries(dag_bag):
     assert offenders == []
 
 
+def test_every_task_reports_its_failure(dag_bag):
+    from medalflow.notifications import FailureNotifier
+
+    def notifies(task) -> bool:
+        callbacks = task.on_failure_callback
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        return any(isinstance(callback, FailureNotifier) for callback in callbacks)
+
+    tasks = [(dag.dag_id, task) for dag in dag_bag.dags.values() for task in dag.tasks]
+    silent = [f"{dag_id}.{task.task_id}" for dag_id, task in tasks if not notifies(task)]
+    assert silent == []
+
+
+def test_the_dag_processor_reads_only_dag_files():
+    """The package and the source configs sit in the DAGs folder (MWAA's path) but hold no DAGs: .airflowignore keeps
+    the dag-processor from importing them on every loop."""
+    from airflow.utils.file import list_py_file_paths
+
+    listed = sorted(Path(path).relative_to(DAGS_DIR) for path in list_py_file_paths(str(DAGS_DIR)))
+    assert listed == [path.relative_to(DAGS_DIR) for path in DAG_FILES]
+
+
 def test_no_cycles(dag_bag):
     for dag in dag_bag.dags.values():
         upstream_count = {task.task_id: len(task.upstream_task_ids) for task in dag.tasks}

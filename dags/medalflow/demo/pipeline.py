@@ -159,6 +159,9 @@ def load_dags() -> dict[str, Any]:
 
 def run_dag(dag: Any, **kwargs: Any) -> None:
     """dag.test() and fail loudly: it returns the run instead of raising when a task fails."""
+    from medalflow.watcher import sensors_follow_producer
+
+    sensors_follow_producer(dag.tasks)  # dag.test() runs one task at a time: the producer must come first
     run = dag.test(**kwargs)
     state = str(getattr(run, "state", "")).lower()
     if not state.endswith("success"):

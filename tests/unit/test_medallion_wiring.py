@@ -1,0 +1,174 @@
+"""How the medallion DAG is rendered: execution mode, DuckDB pool, watcher sensors that live in the triggerer."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from airflow.triggers.base import TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
+from cosmos.operators._watcher.base import BaseConsumerSensor
+from cosmos.operators._watcher.triggerer import WatcherTrigger
+
+from medalflow import medallion, watcher
+from medalflow.settings import get_settings
+
+DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "medallion.py"
+
+
+def render(monkeypatch, mode: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("MEDALFLOW_COSMOS_EXECUTION_MODE", mode)
+    bag = DagBag(dag_folder=str(DAG_FILE))
+    assert bag.import_errors == {}
+    return bag.dags["medallion"]
+
+
+def test_execution_mode_from_the_environment(monkeypatch):
+    monkeypatch.delenv("MEDALFLOW_COSMOS_EXECUTION_MODE", raising=False)
+    assert medallion.execution_mode().value == "watcher"
+    monkeypatch.setenv("MEDALFLOW_COSMOS_EXECUTION_MODE", " LOCAL ")
+    assert medallion.execution_mode().value == "local"
+    monkeypatch.setenv("MEDALFLOW_COSMOS_EXECUTION_MODE", "kubernetes")
+    with pytest.raises(ValueError, match="kubernetes"):
+        medallion.execution_mode()
+
+
+def test_only_duckdb_needs_the_single_writer_pool(monkeypatch):
+    monkeypatch.setenv("MEDALFLOW_DBT_TARGET", "duckdb")
+    monkeypatch.delenv("MEDALFLOW_DUCKDB_POOL", raising=False)
+    assert medallion.dbt_pool(get_settings()) == "duckdb_writer"
+    monkeypatch.setenv("MEDALFLOW_DUCKDB_POOL", "warehouse")
+    assert medallion.dbt_pool(get_settings()) == "warehouse"
+    monkeypatch.setenv("MEDALFLOW_DBT_TARGET", "athena")
+    assert medallion.dbt_pool(get_settings()) is None
+
+
+def test_watcher_mode_one_producer_and_sensors_that_wait_beside_it_in_the_triggerer(monkeypatch):
+    dag = render(monkeypatch, "watcher")
+    producer = dag.get_task("dbt.dbt_producer_watcher")
+    sensors = [task for task in dag.tasks if isinstance(task, BaseConsumerSensor)]
+    assert len(sensors) >= 6
+    assert producer.pool == "duckdb_writer"
+    assert producer.upstream_task_ids == {"resolve_data_interval"}
+    assert {sensor.pool for sensor in sensors} == {"default_pool"}, "a sensor holding the only slot would deadlock"
+    for sensor in sensors:
+        assert sensor.start_from_trigger
+        assert sensor.start_trigger_args.trigger_cls == watcher.TRIGGER_CLASSPATH
+        assert sensor.start_trigger_args.trigger_kwargs["model_unique_id"] == sensor.model_unique_id
+    # In a running Airflow the first sensors wait while the producer builds (each reports its model as dbt
+    # finishes it); for dag.test(), which runs one task at a time, they are put after it.
+    roots = [sensor for sensor in sensors if not {s.task_id for s in sensors} & sensor.upstream_task_ids]
+    assert roots
+    assert all(root.upstream_task_ids == {"resolve_data_interval"} for root in roots)
+    assert watcher.sensors_follow_producer(dag.tasks) == len(roots)
+    assert all(root.upstream_task_ids == {"resolve_data_interval", producer.task_id} for root in roots)
+    assert {root.trigger_rule for root in roots} == {"all_done"}
+    assert dag.get_task("dbt.models.gold.agg_monthly_orders.run").upstream_task_ids == {
+        "dbt.models.silver.slv_orders.test"
+    }
+
+
+def test_local_mode_every_dbt_task_takes_the_pool(monkeypatch):
+    dag = render(monkeypatch, "local")
+    dbt_tasks = [task for task in dag.tasks if task.task_id.startswith("dbt.")]
+    assert dbt_tasks
+    assert {task.pool for task in dbt_tasks} == {"duckdb_writer"}
+    assert not any(isinstance(task, BaseConsumerSensor) for task in dbt_tasks)
+
+
+def test_the_rendering_shortcut_leaves_cosmos_as_it_was():
+    import cosmos.operators.local as cosmos_local
+
+    before = cosmos_local.inspect
+    with medallion.fast_cosmos_rendering():
+        assert cosmos_local.inspect is not before
+        assert cosmos_local.inspect.signature(test_execution_mode_from_the_environment) is (
+            cosmos_local.inspect.signature(test_execution_mode_from_the_environment)
+        )
+    assert cosmos_local.inspect is before
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"status": "success"}, TaskSuccessEvent),
+        ({"status": "skipped"}, TaskSkippedEvent),
+        ({"status": "failed"}, TriggerEvent),
+    ],
+)
+def test_success_and_skip_end_in_the_triggerer_failures_go_back_to_a_worker(payload, expected):
+    assert type(watcher.end_in_triggerer(TriggerEvent(payload))) is expected
+
+
+def test_trigger_learns_its_run_from_the_triggerer(monkeypatch):
+    seen = {}
+
+    async def cosmos_run(self):
+        await asyncio.sleep(0)
+        seen.update(dag_id=self.dag_id, run_id=self.run_id)
+        yield TriggerEvent({"status": "success"})
+        yield TriggerEvent({"status": "never reached"})
+
+    monkeypatch.setattr(WatcherTrigger, "run", cosmos_run)
+    trigger = watcher.ProducerResultTrigger(model_unique_id="model.medalflow.slv_orders", producer_task_id="dbt.p")
+    trigger.task_instance = SimpleNamespace(dag_id="medallion", run_id="manual__1", map_index=-1, task_id="dbt.x.run")
+
+    async def collect():
+        return [event async for event in trigger.run()]
+
+    events = asyncio.run(collect())
+    assert seen == {"dag_id": "medallion", "run_id": "manual__1"}
+    assert [type(event) for event in events] == [TaskSuccessEvent]
+    assert trigger.serialize()[0] == watcher.TRIGGER_CLASSPATH
+
+
+def test_the_medallion_waits_for_every_daily_source_but_not_the_weekly_forecast(monkeypatch):
+    monkeypatch.delenv("MEDALFLOW_MEDALLION_SOURCES", raising=False)
+    names = {asset.name for asset in medallion.medallion_schedule().objects}
+    assert {"raw.erp.orders", "raw.partner.payments", "raw.files.shipments"} <= names
+    assert not any(name.startswith("raw.forecast.") for name in names)
+    monkeypatch.setenv("MEDALFLOW_MEDALLION_SOURCES", "erp")
+    assert {asset.name for asset in medallion.medallion_schedule().objects} == {
+        "raw.erp.customers",
+        "raw.erp.orders",
+        "raw.erp.products",
+        "raw.erp.suppliers",
+    }
+
+
+def test_identity_hashing_lasts_only_while_the_graph_is_wired():
+    from airflow.sdk import DAG
+
+    dag = DAG("hashing_probe", schedule=None)
+    by_value = hash(dag)
+    with medallion.dag_hashed_by_identity(dag):
+        assert hash(dag) == object.__hash__(dag)
+        assert isinstance(dag, DAG)
+    assert type(dag) is DAG
+    assert hash(dag) == by_value
+    with medallion.dag_hashed_by_identity(None):
+        pass
+
+
+@pytest.mark.parametrize("mode", ["watcher", "local"])
+def test_the_ui_can_lay_out_the_task_groups(monkeypatch, mode):
+    """The UI's grid and graph sort task groups topologically; a test over models of several layers, left in one
+    layer's group by Cosmos, made the groups cyclic and the page fail (HTTP 500)."""
+    from airflow.api_fastapi.core_api.services.ui.task_group import task_group_to_dict_grid
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = render(monkeypatch, mode)
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    structure = [task_group_to_dict_grid(node) for node in serialized.task_group.topological_sort()]
+    assert [node["id"] for node in structure] == ["resolve_data_interval", "dbt"]
+    detached = serialized.get_task(
+        next(
+            task_id
+            for task_id in serialized.task_ids
+            if task_id.endswith("assert_monthly_orders_reconcile_with_silver_test")
+        )
+    )
+    assert detached.task_group.group_id == "dbt"
