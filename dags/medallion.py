@@ -6,8 +6,8 @@ pre-built `manifest.json`), with each model's tests right after it.
 
 * **Schedule**: when every daily raw dataset has landed (the Assets of the ERP, partner API and file-drop
   extractions; `MEDALFLOW_MEDALLION_SOURCES`). The weekly forecast is read as last landed, never waited for.
-* **Interval**: `resolve_data_interval` picks the interval of the triggering data (or `data_interval_start` /
-  `data_interval_end` from the run's conf when triggered by hand) and passes it to dbt as vars.
+* **Interval**: the union of the triggering asset events' intervals (or `data_interval_start` / `data_interval_end`
+  from the run's conf when triggered by hand), passed to dbt in its environment; the producer's log states it.
 * **Execution**: one `dbt build` per run (Cosmos watcher mode); each model's task reports that model's result.
   `MEDALFLOW_COSMOS_EXECUTION_MODE=local` runs one dbt process per task instead.
 * **Warehouse**: `MEDALFLOW_DBT_TARGET` (duckdb by default; athena, snowflake).
@@ -18,8 +18,7 @@ pre-built `manifest.json`), with each model's tests right after it.
 from airflow.sdk import DAG
 
 from medalflow.dag_defaults import DEFAULT_ARGS, START_DATE
-from medalflow.medallion import medallion_schedule, medallion_task_group
-from medalflow.tasks import resolve_data_interval
+from medalflow.medallion import MEDALLION_MACROS, medallion_schedule, medallion_task_group
 
 with DAG(
     dag_id="medallion",
@@ -27,11 +26,12 @@ with DAG(
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
+    user_defined_macros=MEDALLION_MACROS,
     default_args=DEFAULT_ARGS,
     tags=["dbt", "bronze", "silver", "gold"],
     doc_md=__doc__,
 ) as dag:
-    resolve_data_interval() >> medallion_task_group()
+    medallion_task_group()
 
 if __name__ == "__main__":
     from medalflow.watcher import sensors_follow_producer

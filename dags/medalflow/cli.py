@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from medalflow.settings import Settings, dbt_environment, get_settings
+from medalflow.settings import DBT_PROFILE_NAME, Settings, dbt_environment, get_settings
 
 
 def dbt_command(settings: Settings, arguments: Sequence[str]) -> list[str]:
@@ -23,6 +23,9 @@ def dbt_command(settings: Settings, arguments: Sequence[str]) -> list[str]:
         str(settings.dbt_project_dir),
         "--profiles-dir",
         str(settings.dbt_profiles_dir),
+        # The same flags as Cosmos's tasks, so the manifest built here leaves them a partial parse to reuse.
+        "--profile",
+        DBT_PROFILE_NAME,
         "--target",
         settings.dbt_target,
     ]

@@ -7,6 +7,7 @@ union of its triggering events. A manual run may name an interval in its conf (t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -14,6 +15,8 @@ from typing import Any
 
 START_KEY = "data_interval_start"
 END_KEY = "data_interval_end"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,3 +79,17 @@ def resolve(
     if start is not None and end is not None and end > start:
         return DataInterval(parse_moment(start), parse_moment(end))
     return day_interval(parse_moment(run_after).date() - timedelta(days=1))
+
+
+def medallion_data_interval(
+    dag_run: Any, triggering_asset_events: Any, data_interval_start: Any, data_interval_end: Any
+) -> dict[str, str]:
+    """The interval a medallion run processes: from its conf, the union of its triggering asset events, or D-1.
+
+    A template macro (the medallion DAG's ``user_defined_macros``) rendered into the dbt producer's environment:
+    resolved where dbt starts, it costs no task of its own (a task process, seconds before every run).
+    """
+    extras = [event.extra for events in (triggering_asset_events or {}).values() for event in events]
+    interval = resolve(dag_run.conf, extras, (data_interval_start, data_interval_end), dag_run.run_after)
+    log.info("medallion run covers [%s, %s)", interval.start, interval.end)
+    return interval.as_extra()

@@ -34,18 +34,10 @@ ICEBERG_MATERIALIZATIONS = {"table", "incremental"}
 
 
 def dbt_command(settings: Settings, arguments: Sequence[str], target_path: str | Path) -> list[str]:
-    return [
-        settings.dbt_executable,
-        *arguments,
-        "--project-dir",
-        str(settings.dbt_project_dir),
-        "--profiles-dir",
-        str(settings.dbt_profiles_dir),
-        "--target",
-        settings.dbt_target,
-        "--target-path",
-        str(target_path),
-    ]
+    """The project's dbt command line, writing into a target folder of its own (never the one Cosmos reads)."""
+    from medalflow.cli import dbt_command as project_dbt_command
+
+    return [*project_dbt_command(settings, arguments), "--target-path", str(target_path)]
 
 
 def run_dbt(settings: Settings, arguments: Sequence[str], target_path: str | Path) -> subprocess.CompletedProcess:

@@ -34,17 +34,18 @@ from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavi
 from medalflow.artifacts import store_artifacts_callback
 from medalflow.assets import raw_asset
 from medalflow.extract.config import load_source_group
-from medalflow.intervals import END_KEY, START_KEY
-from medalflow.settings import Settings, dbt_environment, get_settings
+from medalflow.intervals import END_KEY, START_KEY, medallion_data_interval
+from medalflow.settings import DBT_PROFILE_NAME, Settings, dbt_environment, get_settings
 from medalflow.watcher import start_sensors_in_triggerer
 
-RESOLVE_TASK_ID = "resolve_data_interval"
-# dbt receives the interval resolved at run time as environment variables (templated: Cosmos renders each task's
-# env), read by the dbt_project's data_interval macros. Not --vars: a new value of --vars invalidates dbt's partial
-# parse, so every task would pay for a full re-parse of the project.
+# dbt receives the run's interval as environment variables, read by the dbt_project's data_interval macros. Not
+# --vars: a new value of --vars invalidates dbt's partial parse, so every task would pay for a full re-parse. The
+# values are templates, resolved when a task that runs dbt renders its environment (medallion_data_interval).
+INTERVAL_MACRO = "medalflow_data_interval"
+MEDALLION_MACROS = {INTERVAL_MACRO: medallion_data_interval}
+INTERVAL_OF_THE_RUN = f"{INTERVAL_MACRO}(dag_run, triggering_asset_events, data_interval_start, data_interval_end)"
 DBT_INTERVAL_ENVIRONMENT = {
-    f"MEDALFLOW_{key.upper()}": "{{ ti.xcom_pull(task_ids='" + RESOLVE_TASK_ID + "')['" + key + "'] }}"
-    for key in (START_KEY, END_KEY)
+    f"MEDALFLOW_{key.upper()}": "{{ " + INTERVAL_OF_THE_RUN + f"['{key}'] }}}}" for key in (START_KEY, END_KEY)
 }
 
 EXECUTION_MODE_VARIABLE = "MEDALFLOW_COSMOS_EXECUTION_MODE"
@@ -103,7 +104,7 @@ def project_config(settings: Settings) -> ProjectConfig:
 
 def profile_config(settings: Settings) -> ProfileConfig:
     return ProfileConfig(
-        profile_name="medalflow",
+        profile_name=DBT_PROFILE_NAME,
         target_name=settings.dbt_target,
         profiles_yml_filepath=settings.dbt_profiles_dir / "profiles.yml",
     )

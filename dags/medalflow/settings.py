@@ -17,6 +17,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ERP_CONN_ID = "medalflow_erp"
 PARTNER_API_CONN_ID = "medalflow_partner_api"
 AWS_CONN_ID = "aws_default"
+# The profile in profiles/profiles.yml. Every dbt invocation names it and the target, as Cosmos does: dbt keeps its
+# partial parse only while the invocation's profile and target flags stay the same as when it parsed.
+DBT_PROFILE_NAME = "medalflow"
 
 
 @dataclass(frozen=True)

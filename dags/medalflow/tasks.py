@@ -54,18 +54,3 @@ def sql_extraction_tasks(group: SourceGroup) -> list[Any]:
         )(extract_sql_entity)(group.name, entity_name)
         for entity_name in group.entities
     ]
-
-
-@task(multiple_outputs=False)
-def resolve_data_interval() -> dict[str, str]:
-    """The interval the medallion run processes: from its conf, its triggering asset events, or D-1."""
-    context = get_current_context()
-    extras = [event.extra for events in context["triggering_asset_events"].values() for event in events]
-    interval = intervals.resolve(
-        context["dag_run"].conf,
-        extras,
-        (context.get("data_interval_start"), context.get("data_interval_end")),
-        context["dag_run"].run_after,
-    )
-    log.info("medallion run covers [%s, %s)", interval.start, interval.end)
-    return interval.as_extra()

@@ -30,8 +30,10 @@ def interval_of(day) -> dict[str, str]:
 
 
 def resolved_interval(client, run_id: str) -> dict[str, str]:
-    entry = client.get(f"dags/medallion/dagRuns/{run_id}/taskInstances/resolve_data_interval/xcomEntries/return_value")
-    return entry["value"]
+    """The interval dbt was given: the producer's environment as rendered for the run (the UI's Rendered tab)."""
+    producer = client.get(f"dags/medallion/dagRuns/{run_id}/taskInstances/dbt.dbt_producer_watcher")
+    environment = producer["rendered_fields"]["env"]
+    return {key: environment[f"MEDALFLOW_{key.upper()}"] for key in ("data_interval_start", "data_interval_end")}
 
 
 def test_extraction_starts_the_medallion_through_assets(live):

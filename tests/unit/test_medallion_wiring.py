@@ -52,7 +52,7 @@ def test_watcher_mode_one_producer_and_sensors_that_wait_beside_it_in_the_trigge
     sensors = [task for task in dag.tasks if isinstance(task, BaseConsumerSensor)]
     assert len(sensors) >= 6
     assert producer.pool == "duckdb_writer"
-    assert producer.upstream_task_ids == {"resolve_data_interval"}
+    assert producer.upstream_task_ids == set()
     assert {sensor.pool for sensor in sensors} == {"default_pool"}, "a sensor holding the only slot would deadlock"
     for sensor in sensors:
         assert sensor.start_from_trigger
@@ -62,9 +62,9 @@ def test_watcher_mode_one_producer_and_sensors_that_wait_beside_it_in_the_trigge
     # finishes it); for dag.test(), which runs one task at a time, they are put after it.
     roots = [sensor for sensor in sensors if not {s.task_id for s in sensors} & sensor.upstream_task_ids]
     assert roots
-    assert all(root.upstream_task_ids == {"resolve_data_interval"} for root in roots)
+    assert all(root.upstream_task_ids == set() for root in roots)
     assert watcher.sensors_follow_producer(dag.tasks) == len(roots)
-    assert all(root.upstream_task_ids == {"resolve_data_interval", producer.task_id} for root in roots)
+    assert all(root.upstream_task_ids == {producer.task_id} for root in roots)
     assert {root.trigger_rule for root in roots} == {"all_done"}
     assert dag.get_task("dbt.models.gold.agg_monthly_orders.run").upstream_task_ids == {
         "dbt.models.silver.slv_orders.test"
@@ -163,7 +163,7 @@ def test_the_ui_can_lay_out_the_task_groups(monkeypatch, mode):
     dag = render(monkeypatch, mode)
     serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
     structure = [task_group_to_dict_grid(node) for node in serialized.task_group.topological_sort()]
-    assert [node["id"] for node in structure] == ["resolve_data_interval", "dbt"]
+    assert [node["id"] for node in structure] == ["dbt"]
     detached = serialized.get_task(
         next(
             task_id
@@ -172,3 +172,37 @@ def test_the_ui_can_lay_out_the_task_groups(monkeypatch, mode):
         )
     )
     assert detached.task_group.group_id == "dbt"
+
+
+def test_dbt_gets_the_interval_of_the_triggering_asset_events_or_of_the_conf(monkeypatch):
+    """The producer's environment is rendered with the DAG's interval macro: conf first, else the union of the
+    intervals the triggering asset events carry."""
+    from datetime import UTC, datetime
+
+    dag = render(monkeypatch, "watcher")
+    producer = dag.get_task("dbt.dbt_producer_watcher")
+    templates = {name: producer.env[name] for name in medallion.DBT_INTERVAL_ENVIRONMENT}
+    environment = dag.get_template_env()
+
+    def rendered(conf, extras):
+        run = SimpleNamespace(conf=conf, run_after=datetime(2026, 2, 1, tzinfo=UTC))
+        events = {"raw.erp.orders": [SimpleNamespace(extra=extra) for extra in extras]}
+        context = {
+            "dag_run": run,
+            "triggering_asset_events": events,
+            "data_interval_start": None,
+            "data_interval_end": None,
+        }
+        return {name: environment.from_string(template).render(**context) for name, template in templates.items()}
+
+    day = {"data_interval_start": "2026-01-05T00:00:00+00:00", "data_interval_end": "2026-01-06T00:00:00+00:00"}
+    week = {"data_interval_start": "2026-01-04T02:00:00+00:00", "data_interval_end": "2026-01-11T02:00:00+00:00"}
+    assert rendered({}, [day, week]) == {
+        "MEDALFLOW_DATA_INTERVAL_START": "2026-01-04T02:00:00+00:00",
+        "MEDALFLOW_DATA_INTERVAL_END": "2026-01-11T02:00:00+00:00",
+    }
+    assert rendered(day, [week])["MEDALFLOW_DATA_INTERVAL_END"] == "2026-01-06T00:00:00+00:00"
+    assert rendered({}, []) == {
+        "MEDALFLOW_DATA_INTERVAL_START": "2026-01-31T00:00:00+00:00",
+        "MEDALFLOW_DATA_INTERVAL_END": "2026-02-01T00:00:00+00:00",
+    }
