@@ -36,7 +36,7 @@ from medalflow.assets import raw_asset
 from medalflow.extract.config import load_source_group
 from medalflow.intervals import END_KEY, START_KEY, medallion_data_interval
 from medalflow.settings import DBT_PROFILE_NAME, Settings, dbt_environment, get_settings
-from medalflow.watcher import start_sensors_in_triggerer
+from medalflow.watcher import publish_node_statuses, start_sensors_in_triggerer
 
 # dbt receives the run's interval as environment variables, read by the dbt_project's data_interval macros. Not
 # --vars: a new value of --vars invalidates dbt's partial parse, so every task would pay for a full re-parse. The
@@ -53,9 +53,10 @@ EXECUTION_MODES = {"watcher": ExecutionMode.WATCHER, "local": ExecutionMode.LOCA
 DEFAULT_EXECUTION_MODE = "watcher"
 DUCKDB_POOL_VARIABLE = "MEDALFLOW_DUCKDB_POOL"
 DEFAULT_DUCKDB_POOL = "duckdb_writer"
-# How often a watcher sensor (in the triggerer) looks for its model's result. Cosmos's 10 s default would add up to
-# 10 s per level of the model graph after dbt has finished; a poll reads one XCom row.
-WATCHER_POKE_INTERVAL_SECONDS = 2
+# How often the model tasks waiting in the triggerer look at the producer. Cosmos's 10 s default would add up to 10 s
+# per level of the model graph after dbt has finished; a look is two API calls per run, however many tasks wait
+# (medalflow.watcher.ProducerWatch).
+WATCHER_POKE_INTERVAL_SECONDS = 1
 
 
 SOURCES_VARIABLE = "MEDALFLOW_MEDALLION_SOURCES"
@@ -110,11 +111,20 @@ def profile_config(settings: Settings) -> ProfileConfig:
     )
 
 
+def producer_arguments(settings: Settings, mode: ExecutionMode) -> dict[str, Any]:
+    """Arguments of the watcher producer alone: it publishes every node's status in one XCom for the model tasks
+    waiting in the triggerer (medalflow.watcher), and it alone takes the warehouse pool (a sensor holding the only
+    slot while it waits for the producer would deadlock the run)."""
+    if mode != ExecutionMode.WATCHER:
+        return {}
+    arguments: dict[str, Any] = {"pre_execute": publish_node_statuses}
+    if pool := dbt_pool(settings):
+        arguments["pool"] = pool
+    return arguments
+
+
 def execution_config(settings: Settings, mode: ExecutionMode) -> ExecutionConfig:
-    # In watcher mode only the producer runs dbt: it alone takes the warehouse pool (a sensor holding the only slot
-    # while it waits for the producer would deadlock the run).
-    pool = dbt_pool(settings)
-    producer_args = {"pool": pool} if mode == ExecutionMode.WATCHER and pool else {}
+    producer_args = producer_arguments(settings, mode)
     return ExecutionConfig(
         execution_mode=mode,
         invocation_mode=InvocationMode.SUBPROCESS,

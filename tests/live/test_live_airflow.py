@@ -150,3 +150,33 @@ def test_backfill_over_a_range_equals_the_daily_runs(live, tmp_path):
     for table, rows in day_by_day.items():
         assert backfilled[table] == rows, f"gold.{table} differs between the backfill and the daily runs"
     assert live.gold_monthly_orders() == live.expected_monthly_orders()
+
+
+def test_a_cleared_model_task_reruns_its_model_alone(live):
+    """docs/operations.md, "Rerunning one model": cleared after the build, a model's task runs that model itself.
+
+    Its second try starts in the triggerer like the first, where the producer's results are still those of the
+    build: it must not report them again but go to a worker and run ``dbt run --select <model>`` (Cosmos's fallback).
+    """
+    client = live.client
+    run_id = live.build_day_through_assets(FIRST_DAY).medallion_run_id
+    task_id = "dbt.models.gold.agg_monthly_orders.run"
+    before = client.get(f"dags/medallion/dagRuns/{run_id}/taskInstances/{task_id}")
+    assert before["state"] == "success"
+
+    cleared = client.request(
+        "POST",
+        "dags/medallion/clearTaskInstances",
+        json={"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id], "only_failed": False},
+    )
+    assert [ti["task_id"] for ti in cleared["task_instances"]] == [task_id]
+    client.wait_for_run("medallion", run_id, timeout=300, describe=live.describe_task("medallion"))
+
+    after = client.get(f"dags/medallion/dagRuns/{run_id}/taskInstances/{task_id}")
+    assert after["state"] == "success"
+    assert after["try_number"] == before["try_number"] + 1
+    second_try = live.services.task_logs("medallion", run_id, task_id).split("Retry attempt #", 1)
+    assert len(second_try) == 2, "the second try did not fall back to running the model"
+    assert "agg_monthly_orders" in second_try[1]
+    assert "PASS=1" in second_try[1]
+    assert live.gold_monthly_orders() == live.expected_monthly_orders()

@@ -1,15 +1,14 @@
-"""How the medallion DAG is rendered: execution mode, DuckDB pool, watcher sensors that live in the triggerer."""
+"""How the medallion DAG is rendered: execution mode, DuckDB pool, watcher sensors that live in the triggerer.
+
+How those sensors wait: tests/unit/test_watcher.py."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from airflow.triggers.base import TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 from cosmos.operators._watcher.base import BaseConsumerSensor
-from cosmos.operators._watcher.triggerer import WatcherTrigger
 
 from medalflow import medallion, watcher
 from medalflow.settings import get_settings
@@ -52,6 +51,7 @@ def test_watcher_mode_one_producer_and_sensors_that_wait_beside_it_in_the_trigge
     sensors = [task for task in dag.tasks if isinstance(task, BaseConsumerSensor)]
     assert len(sensors) >= 6
     assert producer.pool == "duckdb_writer"
+    assert producer._pre_execute_hook is watcher.publish_node_statuses, "the sensors read the statuses it publishes"
     assert producer.upstream_task_ids == set()
     assert {sensor.pool for sensor in sensors} == {"default_pool"}, "a sensor holding the only slot would deadlock"
     for sensor in sensors:
@@ -89,40 +89,6 @@ def test_the_rendering_shortcut_leaves_cosmos_as_it_was():
             cosmos_local.inspect.signature(test_execution_mode_from_the_environment)
         )
     assert cosmos_local.inspect is before
-
-
-@pytest.mark.parametrize(
-    ("payload", "expected"),
-    [
-        ({"status": "success"}, TaskSuccessEvent),
-        ({"status": "skipped"}, TaskSkippedEvent),
-        ({"status": "failed"}, TriggerEvent),
-    ],
-)
-def test_success_and_skip_end_in_the_triggerer_failures_go_back_to_a_worker(payload, expected):
-    assert type(watcher.end_in_triggerer(TriggerEvent(payload))) is expected
-
-
-def test_trigger_learns_its_run_from_the_triggerer(monkeypatch):
-    seen = {}
-
-    async def cosmos_run(self):
-        await asyncio.sleep(0)
-        seen.update(dag_id=self.dag_id, run_id=self.run_id)
-        yield TriggerEvent({"status": "success"})
-        yield TriggerEvent({"status": "never reached"})
-
-    monkeypatch.setattr(WatcherTrigger, "run", cosmos_run)
-    trigger = watcher.ProducerResultTrigger(model_unique_id="model.medalflow.slv_orders", producer_task_id="dbt.p")
-    trigger.task_instance = SimpleNamespace(dag_id="medallion", run_id="manual__1", map_index=-1, task_id="dbt.x.run")
-
-    async def collect():
-        return [event async for event in trigger.run()]
-
-    events = asyncio.run(collect())
-    assert seen == {"dag_id": "medallion", "run_id": "manual__1"}
-    assert [type(event) for event in events] == [TaskSuccessEvent]
-    assert trigger.serialize()[0] == watcher.TRIGGER_CLASSPATH
 
 
 def test_the_medallion_waits_for_every_daily_source_but_not_the_weekly_forecast(monkeypatch):
