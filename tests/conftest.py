@@ -79,6 +79,10 @@ def airflow_database():
     airflow = Path(sys.executable).with_name("airflow")
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
     yield os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    from airflow import settings
+
+    # Airflow's own connections first: dropped under them, they fail at interpreter exit, when Airflow closes them.
+    settings.dispose_orm(do_log=False)
     _admin_execute(f'drop database if exists "{AIRFLOW_DATABASE}" with (force)')
 
 

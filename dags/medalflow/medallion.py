@@ -111,25 +111,15 @@ def profile_config(settings: Settings) -> ProfileConfig:
     )
 
 
-def producer_arguments(settings: Settings, mode: ExecutionMode) -> dict[str, Any]:
-    """Arguments of the watcher producer alone: it publishes every node's status in one XCom for the model tasks
-    waiting in the triggerer (medalflow.watcher), and it alone takes the warehouse pool (a sensor holding the only
-    slot while it waits for the producer would deadlock the run)."""
-    if mode != ExecutionMode.WATCHER:
-        return {}
-    arguments: dict[str, Any] = {"pre_execute": publish_node_statuses}
-    if pool := dbt_pool(settings):
-        arguments["pool"] = pool
-    return arguments
-
-
 def execution_config(settings: Settings, mode: ExecutionMode) -> ExecutionConfig:
-    producer_args = producer_arguments(settings, mode)
+    # The watcher producer alone publishes every node's status in one XCom, for the model tasks waiting in the
+    # triggerer (medalflow.watcher).
+    producer_args = {"pre_execute": publish_node_statuses} if mode == ExecutionMode.WATCHER else None
     return ExecutionConfig(
         execution_mode=mode,
         invocation_mode=InvocationMode.SUBPROCESS,
         dbt_executable_path=settings.dbt_executable,
-        setup_operator_args=producer_args or None,
+        setup_operator_args=producer_args,
     )
 
 
@@ -145,9 +135,15 @@ def render_config(settings: Settings) -> RenderConfig:
 
 def task_arguments(settings: Settings, mode: ExecutionMode) -> dict[str, Any]:
     """Arguments every Cosmos task gets: dbt's artifacts kept in the lake after every dbt invocation (failed ones too),
-    and the pool where dbt runs in each task. (The run's interval reaches dbt through the project's env_vars.)"""
+    and the warehouse's writer pool. (The run's interval reaches dbt through the project's env_vars.)
+
+    In watcher mode the model tasks take the pool too, yet never while they wait: they start deferred, straight in
+    the triggerer, and a pool does not count deferred tasks (unless created with ``include_deferred``, which would
+    deadlock the run). One of them takes a slot only when it goes to a worker to run its model itself (a retry, a
+    task cleared in the UI), so that run waits for any other dbt process writing the warehouse.
+    """
     arguments: dict[str, Any] = {"callback": store_artifacts_callback}
-    if mode == ExecutionMode.LOCAL and (pool := dbt_pool(settings)):
+    if pool := dbt_pool(settings):
         arguments["pool"] = pool
     if mode == ExecutionMode.WATCHER:
         arguments["poke_interval"] = WATCHER_POKE_INTERVAL_SECONDS

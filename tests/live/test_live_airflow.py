@@ -175,6 +175,7 @@ def test_a_cleared_model_task_reruns_its_model_alone(live):
     after = client.get(f"dags/medallion/dagRuns/{run_id}/taskInstances/{task_id}")
     assert after["state"] == "success"
     assert after["try_number"] == before["try_number"] + 1
+    assert after["pool"] == "duckdb_writer", "its own dbt run waits for the warehouse's writer slot"
     second_try = live.services.task_logs("medallion", run_id, task_id).split("Retry attempt #", 1)
     assert len(second_try) == 2, "the second try did not fall back to running the model"
     assert "agg_monthly_orders" in second_try[1]
