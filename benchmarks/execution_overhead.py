@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 from sqlalchemy import Engine, create_engine, text
@@ -46,8 +46,14 @@ WORK = PROJECT_ROOT / "benchmarks" / ".work" / "execution_overhead"
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 DBT = os.getenv("MEDALFLOW_DBT_EXECUTABLE", str(PROJECT_ROOT / ".venv" / "dbt" / "bin" / "dbt"))
 TARGET_RATIO = 1.5
-# CPU seconds (user + system) of every dbt invocation of run_dbt, in order.
-DBT_CPU_SECONDS: list[float] = []
+CPU_COLUMNS = ["api-server", "scheduler", "dag-processor", "triggerer", "task processes", "dbt"]
+
+
+class DbtRun(NamedTuple):
+    """One dbt invocation: its wall time and the CPU time (user + system) of dbt's process, in seconds."""
+
+    seconds: float
+    cpu_seconds: float
 
 
 def write_project(folder: Path, models: int, rows: int) -> None:
@@ -98,17 +104,15 @@ def dbt_environment(project: Path, warehouse: Path) -> dict[str, str]:
     }
 
 
-def run_dbt(project: Path, warehouse: Path, *arguments: str) -> float:
+def run_dbt(project: Path, warehouse: Path, *arguments: str) -> DbtRun:
     # The profile and target flags Cosmos passes: the partial parse left here is one Cosmos's tasks can reuse.
     command = [DBT, *arguments, "--project-dir", str(project), "--profiles-dir", str(PROJECT_ROOT / "profiles")]
     command += ["--profile", "medalflow", "--target", "duckdb"]
     began, cpu_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(command, env=dbt_environment(project, warehouse), check=True, capture_output=True)
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    DBT_CPU_SECONDS.append(
-        round(cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime, 1)
-    )
-    return time.perf_counter() - began
+    cpu = cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
+    return DbtRun(time.perf_counter() - began, cpu)
 
 
 class CpuAccount:
@@ -204,7 +208,8 @@ def dag_runs_in_airflow(mode: str, project: Path, warehouse: Path, runs: int) ->
         metadata = create_engine(services.database_url)
         try:
             return {
-                "dbt_build_beside_airflow_seconds": round(beside_airflow, 1),
+                "dbt_build_beside_airflow_seconds": round(beside_airflow.seconds, 1),
+                "dbt_cpu_seconds_beside_airflow": round(beside_airflow.cpu_seconds, 1),
                 "cpu_seconds_of_idle_airflow_during_build_beside": idle_cpu.seconds(),
                 "runs": [timed_dag_run(client, services, metadata, day) for day in range(5, 5 + runs)],
             }
@@ -364,8 +369,8 @@ def write_results(results: dict) -> None:
             + f" | {figures['dbt_cpu_seconds_beside_airflow']:.1f} |"
         )
     lines.append(
-        "| bare `dbt build`s (mean) | "
-        + " | ".join(["0.0"] * (len(CPU_COLUMNS) - 1))
+        "| bare `dbt build`s, no Airflow running (mean) | "
+        + " | ".join(["–"] * (len(CPU_COLUMNS) - 1))
         + f" | {results['dbt_build_cpu_seconds_mean']:.1f} |"
     )
     for mode, figures in results["modes"].items():
@@ -380,9 +385,6 @@ def write_results(results: dict) -> None:
     load = results["load_average_1min_before_and_after"]
     lines += ["", f"Load average (1 min) before and after: {load[0]} and {load[1]}.", "", NOTES]
     (RESULTS / "execution_overhead.md").write_text("\n".join(lines))
-
-
-CPU_COLUMNS = ["api-server", "scheduler", "dag-processor", "triggerer", "task processes", "dbt"]
 
 
 def main() -> int:
@@ -418,22 +420,19 @@ def main() -> int:
     # Bare builds between the modes: each mode's runs are compared with the builds right before and after them, so
     # a change in the machine's load during the benchmark moves both sides of a ratio.
     builds = [run_dbt(project, warehouse, "build")]
-    build_cpu = [DBT_CPU_SECONDS[-1]]
-    print(f"one dbt build: {builds[-1]:.1f} s", flush=True)
+    print(f"one dbt build: {builds[-1].seconds:.1f} s", flush=True)
     for mode in options.modes:
         figures = dag_runs_in_airflow(mode, project, warehouse, options.runs)
-        figures["dbt_cpu_seconds_beside_airflow"] = DBT_CPU_SECONDS[-1]
         builds.append(run_dbt(project, warehouse, "build"))
-        build_cpu.append(DBT_CPU_SECONDS[-1])
-        figures["dbt_build_seconds"] = round((builds[-2] + builds[-1]) / 2, 1)
+        figures["dbt_build_seconds"] = round((builds[-2].seconds + builds[-1].seconds) / 2, 1)
         for run in figures["runs"]:
             run["ratio"] = round(run["wall_seconds"] / figures["dbt_build_seconds"], 2)
             run["ratio_beside_airflow"] = round(run["wall_seconds"] / figures["dbt_build_beside_airflow_seconds"], 2)
         results["modes"][mode] = figures
-        print(f"{mode}: {json.dumps(figures)}; one dbt build: {builds[-1]:.1f} s", flush=True)
-    results["dbt_build_seconds"] = [round(seconds, 1) for seconds in builds]
-    results["dbt_build_cpu_seconds"] = build_cpu
-    results["dbt_build_cpu_seconds_mean"] = round(sum(build_cpu) / len(build_cpu), 1)
+        print(f"{mode}: {json.dumps(figures)}; one dbt build: {builds[-1].seconds:.1f} s", flush=True)
+    results["dbt_build_seconds"] = [round(build.seconds, 1) for build in builds]
+    results["dbt_build_cpu_seconds"] = [round(build.cpu_seconds, 1) for build in builds]
+    results["dbt_build_cpu_seconds_mean"] = round(sum(build.cpu_seconds for build in builds) / len(builds), 1)
     results["load_average_1min_before_and_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     write_results(results)
     return 0
