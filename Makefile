@@ -25,7 +25,7 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export AIRFLOW__USAGE_DATA_COLLECTION__ENABLED := False
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export DO_NOT_TRACK := 1
-export PYTHONPATH := $(CURDIR)/dags:$(CURDIR)/plugins
+export PYTHONPATH := $(CURDIR)/dags:$(CURDIR)/plugins:$(CURDIR)/tools
 export MEDALFLOW_DBT_EXECUTABLE ?= $(CURDIR)/$(DBT)
 export UV_PYTHON_DOWNLOADS := never
 
@@ -79,7 +79,7 @@ DBT_SOURCES := $(shell find dbt_project -type f \( -name '*.sql' -o -name '*.yml
 
 dbt_project/target/manifest.json: $(DBT_SOURCES) profiles/profiles.yml $(DBT_VENV)/.synced
 	@echo "==> dbt manifest"
-	$(PYTHON) -m medalflow.cli dbt parse
+	$(PYTHON) -m medalflow_cli dbt parse
 
 .PHONY: manifest
 manifest: install dbt_project/target/manifest.json ## Build dbt's manifest.json, which Cosmos renders the DAG from
@@ -88,17 +88,17 @@ manifest: install dbt_project/target/manifest.json ## Build dbt's manifest.json,
 
 .PHONY: demo
 demo: manifest ## Run the whole pipeline on the embedded default (DuckDB + local lake) and print what it built
-	$(PYTHON) -m medalflow.cli demo $(DEMO_ARGS)
+	$(PYTHON) -m medalflow_cli demo $(DEMO_ARGS)
 
 .PHONY: docs-serve
 docs-serve: ## Serve the dbt docs built by `make demo` on http://127.0.0.1:8081
-	$(PYTHON) -m medalflow.cli dbt docs serve --host 127.0.0.1 --port 8081 --no-browser
+	$(PYTHON) -m medalflow_cli dbt docs serve --host 127.0.0.1 --port 8081 --no-browser
 
 .PHONY: lint
 lint: install ## ruff (with Airflow's AIR rules) and sqlfluff (dbt templater)
 	$(AIRFLOW_VENV)/bin/ruff check .
 	$(AIRFLOW_VENV)/bin/ruff format --check .
-	$(PYTHON) -m medalflow.cli sqlfluff
+	$(PYTHON) -m medalflow_cli sqlfluff
 
 .PHONY: test
 test: lint manifest system-packages ## Set up and run every test, lint included

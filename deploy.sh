@@ -5,7 +5,7 @@
 #
 # Safe to rerun: unchanged files are not uploaded again and the environment is updated (restarted) only when its
 # requirements, plugins, startup script or Airflow options change. --dry-run reads S3 and MWAA and writes nothing.
-# The logic is in dags/medalflow/deploy.py (boto3, from the Airflow virtualenv); AWS credentials come from the usual
+# The logic is in tools/medalflow_deploy/deploy.py (boto3, from the Airflow virtualenv); AWS credentials come from the usual
 # chain (AWS_PROFILE, environment, SSO...), and AWS_ENDPOINT_URL points it at an emulator.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -19,4 +19,4 @@ esac
 
 # Builds both virtualenvs when missing and dbt's manifest.json when a model changed; a no-op otherwise.
 make manifest
-PYTHONPATH=dags exec .venv/airflow/bin/python -m medalflow.deploy "$@"
+PYTHONPATH=dags:tools exec .venv/airflow/bin/python -m medalflow_deploy "$@"

@@ -31,10 +31,10 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from medalflow.cli import dbt_command, dbt_process_environment
-from medalflow.demo.world import DemoConfig, generate
+from medalflow.dbt_commands import dbt_command, dbt_process_environment
 from medalflow.intervals import DataInterval, day_interval, parse_moment
 from medalflow.settings import get_settings
+from medalflow_demo.world import DemoConfig, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 # The raw lake is landed by the dbt tests' module (ERP through real CDC extraction, other sources as specified).

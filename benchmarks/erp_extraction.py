@@ -12,7 +12,7 @@ extraction, interpreter and libraries included. Each is repeated and the median 
 neither gets a warmer cache. Targets (issue 3): peak RSS under 500 MB at 5M rows, and at least half of COPY's
 throughput.
 
-The table is the ERP's ``orders`` (created by ``medalflow.demo.erp.create_schema``, its foreign keys dropped so
+The table is the ERP's ``orders`` (created by ``medalflow_demo.erp.create_schema``, its foreign keys dropped so
 rows can be generated alone) filled by ``generate_series`` in SQL: one day holds 100k changed rows, the next 1M,
 the next 5M, so each scale is one data interval of the same table.
 
@@ -65,7 +65,7 @@ def prepare(scales: list[int]) -> None:
     import psycopg
     from sqlalchemy import create_engine
 
-    from medalflow.demo import erp
+    from medalflow_demo import erp
 
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'drop database if exists "{DATABASE}" with (force)')

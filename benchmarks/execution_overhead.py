@@ -40,7 +40,7 @@ sys.path[:0] = [str(PROJECT_ROOT / "tests" / "live"), str(PROJECT_ROOT / "tests"
 
 from airflow_services import AirflowClient, AirflowServices  # ruff: ignore[module-import-not-at-top-of-file]
 
-from medalflow.demo.pipeline import recreate_postgres_database  # ruff: ignore[module-import-not-at-top-of-file]
+from medalflow_demo.pipeline import recreate_postgres_database  # ruff: ignore[module-import-not-at-top-of-file]
 
 WORK = PROJECT_ROOT / "benchmarks" / ".work" / "execution_overhead"
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"

@@ -14,7 +14,7 @@ from airflow.sdk import DAG
 
 from medalflow.dag_defaults import DEFAULT_ARGS, START_DATE, daily_previous_day
 from medalflow.extract.config import load_source_group
-from medalflow.tasks import sql_extraction_tasks
+from medalflow.extract.tasks import sql_extraction_tasks
 
 with DAG(
     dag_id="extract_erp",

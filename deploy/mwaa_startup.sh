@@ -5,8 +5,8 @@
 # deploy.py uploads this file with the block between the two "medalflow:" markers filled in from deploy/<env>.env:
 # the settings to export, and copies of scripts/build_dbt_venv.sh and requirements/lock/dbt.lock.txt. MWAA fetches
 # only this one object before a component starts, and the DAG sync is not guaranteed to have run by then, so what the
-# script needs travels inside it. See the rendered copy with: .venv/airflow/bin/python -m medalflow.deploy dev
-# --render-startup-script (from dags/ on PYTHONPATH).
+# script needs travels inside it. See the rendered copy with: .venv/airflow/bin/python -m medalflow_deploy dev
+# --render-startup-script (from dags/ and tools/ on PYTHONPATH).
 #
 # How MWAA runs it (aws/amazon-mwaa-docker-images, images/airflow/3.3.1): on every component (MWAA_AIRFLOW_COMPONENT
 # is scheduler, worker, webserver or hybrid), before requirements.txt is installed and before Airflow starts, with a

@@ -35,14 +35,14 @@ ICEBERG_MATERIALIZATIONS = {"table", "incremental"}
 
 def dbt_command(settings: Settings, arguments: Sequence[str], target_path: str | Path) -> list[str]:
     """The project's dbt command line, writing into a target folder of its own (never the one Cosmos reads)."""
-    from medalflow.cli import dbt_command as project_dbt_command
+    from medalflow.dbt_commands import dbt_command as project_dbt_command
 
     return [*project_dbt_command(settings, arguments), "--target-path", str(target_path)]
 
 
 def run_dbt(settings: Settings, arguments: Sequence[str], target_path: str | Path) -> subprocess.CompletedProcess:
     """dbt from its own virtualenv, its output in the task log; the caller decides what a non-zero exit means."""
-    from medalflow.cli import dbt_process_environment
+    from medalflow.dbt_commands import dbt_process_environment
 
     command = dbt_command(settings, arguments, target_path)
     log.info("running %s", " ".join(command))

@@ -1,6 +1,6 @@
 """Fixtures of the dbt tests: raw lakes landed from the demo world, and dbt run against them on DuckDB.
 
-Every dbt run goes through ``medalflow.cli.run_dbt`` (dbt from its own virtualenv) with the settings pointed at
+Every dbt run goes through ``medalflow.dbt_commands.run_dbt`` (dbt from its own virtualenv) with the settings pointed at
 temporary paths; artifacts go to a temporary target path, so the project's ``target/manifest.json`` (which the
 Airflow DAGs read) is never touched.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from raw_lake import RawLakeBuilder, day_range
 
-from medalflow.cli import run_dbt
-from medalflow.demo.world import DemoConfig, World, generate
+from medalflow.dbt_commands import run_dbt
 from medalflow.intervals import day_interval
 from medalflow.settings import get_settings
+from medalflow_demo.world import DemoConfig, World, generate
 
 # Thursday to Sunday: weekday and weekend orders (FX as of Friday), and the weekly forecast lands on the Sunday.
 FIRST_DAY = date(2026, 1, 8)

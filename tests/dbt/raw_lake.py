@@ -1,6 +1,6 @@
 """A raw zone for the dbt tests, built from the demo world exactly as docs/raw-zone.md specifies.
 
-* **ERP** (real path): each day's changes are applied to a SQLite ERP (``medalflow.demo.erp``) and the real
+* **ERP** (real path): each day's changes are applied to a SQLite ERP (``medalflow_demo.erp``) and the real
   ``medalflow.extract.sql.extract_changes`` lands every entity of ``dags/config/sources/erp.yml``.
 * **Partner API, forecast API, file drops** (stand-in): the REST and file extractors are not written yet (issue 3), so
   :func:`write_partner_day`, :func:`write_file_drops_day` and :func:`write_forecast_week` write what they will
@@ -23,12 +23,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from medalflow.demo import erp
-from medalflow.demo.world import SHIPMENT_CHANNELS, World
 from medalflow.extract.config import load_source_group
 from medalflow.extract.metadata import IngestionContext, metadata_fields, with_metadata
 from medalflow.extract.sql import DatabaseLocation, extract_changes
 from medalflow.lake import RAW_ZONE, Lake, partition_path
+from medalflow_demo import erp
+from medalflow_demo.world import SHIPMENT_CHANNELS, World
 
 # The raw schemas of the stand-in datasets (docs/raw-zone.md); the extractors of issue 3 will declare the same in
 # dags/config/sources/{partner,forecast,files}.yml.

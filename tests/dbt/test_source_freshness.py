@@ -31,9 +31,9 @@ from raw_lake import (
 )
 from warehouse import query
 
-from medalflow.cli import run_dbt
-from medalflow.demo.world import DemoConfig, World, generate
+from medalflow.dbt_commands import run_dbt
 from medalflow.settings import get_settings
+from medalflow_demo.world import DemoConfig, World, generate
 
 pytestmark = pytest.mark.integration
 

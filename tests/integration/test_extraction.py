@@ -21,10 +21,10 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from medalflow.demo import erp
-from medalflow.demo.files import write_file_drops
-from medalflow.demo.partner_api import DEFAULT_PASSWORD, DEFAULT_USERNAME, serve_in_background
-from medalflow.demo.world import DemoConfig, generate
+from medalflow_demo import erp
+from medalflow_demo.files import write_file_drops
+from medalflow_demo.partner_api import DEFAULT_PASSWORD, DEFAULT_USERNAME, serve_in_background
+from medalflow_demo.world import DemoConfig, generate
 
 pytestmark = pytest.mark.integration
 
@@ -154,9 +154,9 @@ def test_backfill_reconciles_every_entity_and_reruns_are_idempotent(sources):
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
 
-    from medalflow.demo.pipeline import load_dags
     from medalflow.lake import Lake
     from medalflow.settings import get_settings
+    from medalflow_demo.pipeline import load_dags
 
     world, engine, base_url = sources
     lake = Lake(get_settings().lake_uri)

@@ -16,9 +16,9 @@ import duckdb
 import pytest
 from sqlalchemy import create_engine, text
 
-from medalflow.demo import erp
-from medalflow.demo.pipeline import load_dags, run_pipeline
-from medalflow.demo.world import DemoConfig, generate
+from medalflow_demo import erp
+from medalflow_demo.pipeline import load_dags, run_pipeline
+from medalflow_demo.world import DemoConfig, generate
 
 pytestmark = pytest.mark.integration
 

@@ -56,7 +56,7 @@ class LiveMedalflow:
         return self.lake / "_docs" / "dbt"
 
     def world(self):
-        from medalflow.demo.world import DemoConfig, generate
+        from medalflow_demo.world import DemoConfig, generate
 
         if self._world is None:
             self._world = generate(
@@ -65,7 +65,7 @@ class LiveMedalflow:
         return self._world
 
     def apply_erp_day(self, day: date) -> None:
-        from medalflow.demo import erp
+        from medalflow_demo import erp
 
         engine = erp.make_engine(self.erp_url)
         try:
@@ -149,7 +149,7 @@ _shared: LiveMedalflow | None = None
 
 def _create_erp_schema(erp_url: str) -> None:
     """The ERP's (empty) tables exist before Airflow starts: extract_erp's own scheduled run reads them at once."""
-    from medalflow.demo import erp
+    from medalflow_demo import erp
 
     engine = erp.make_engine(erp_url)
     erp.create_schema(engine)

@@ -181,7 +181,7 @@ def test_the_services_reach_each_other_by_service_name(services):
     partner = json.loads(environment["AIRFLOW_CONN_MEDALFLOW_PARTNER_API"])
     assert (partner["host"], partner["port"]) == ("partner-api", 8085)
     command = services["partner-api"]["command"]
-    assert command[:3] == ["python", "-m", "medalflow.demo.partner_api"]
+    assert command[:3] == ["python", "-m", "medalflow_demo.partner_api"]
     assert command[command.index("--host") + 1] == "0.0.0.0"  # reachable from the other containers
     assert command[command.index("--port") + 1] == "8085"
     assert command[command.index("--username") + 1] == partner["login"]

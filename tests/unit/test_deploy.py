@@ -1,4 +1,4 @@
-"""deploy.sh's logic (dags/medalflow/deploy.py) and the MWAA startup script, without AWS.
+"""deploy.sh's logic (tools/medalflow_deploy/deploy.py) and the MWAA startup script, without AWS.
 
 S3 runs in-process on moto; MWAA calls go through botocore's Stubber, which checks every request against MWAA's API
 model. The startup script is sourced by bash the way MWAA's wrapper sources it, with stand-ins for uv.
@@ -19,8 +19,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from medalflow import deploy
-from medalflow.deploy import Artifact, DeployConfig, DeployError
+from medalflow_deploy import deploy
+from medalflow_deploy.deploy import Artifact, DeployConfig, DeployError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, inspect, select, text
 
-from medalflow.demo import erp
-from medalflow.demo.world import ERP_KEYS, ERP_TABLES, DemoConfig, World, generate
+from medalflow_demo import erp
+from medalflow_demo.world import ERP_KEYS, ERP_TABLES, DemoConfig, World, generate
 
 pytestmark = pytest.mark.filterwarnings("ignore:Dialect sqlite\\+pysqlite does \\*not\\* support Decimal objects")
 

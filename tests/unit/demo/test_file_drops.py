@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from medalflow.demo.files import SHIPMENT_FILE_COLUMNS, drop_path, manifest_rows, write_file_drops
-from medalflow.demo.world import SHIPMENT_CHANNELS, DemoConfig, World, generate
+from medalflow_demo.files import SHIPMENT_FILE_COLUMNS, drop_path, manifest_rows, write_file_drops
+from medalflow_demo.world import SHIPMENT_CHANNELS, DemoConfig, World, generate
 
 START = date(2026, 1, 1)
 DAY = date(2026, 1, 12)

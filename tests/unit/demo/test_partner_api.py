@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from medalflow.demo.partner_api import FAULT_KINDS, serve_in_background
-from medalflow.demo.world import DemoConfig, World, generate
+from medalflow_demo.partner_api import FAULT_KINDS, serve_in_background
+from medalflow_demo.world import DemoConfig, World, generate
 
 START = date(2026, 1, 1)
 PAYMENTS = "/api/v1/payments"

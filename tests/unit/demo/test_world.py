@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from medalflow.demo.world import (
+from medalflow_demo.world import (
     CURRENCIES,
     ERP_TABLES,
     MAX_LIFECYCLE_DAYS,
@@ -82,7 +82,7 @@ def test_data_does_not_depend_on_the_process(world: World) -> None:
         f"sys.path.insert(0, {str(DAGS_DIR)!r})\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from datetime import date\n"
-        "from medalflow.demo.world import DemoConfig, generate\n"
+        "from medalflow_demo.world import DemoConfig, generate\n"
         "from test_world import world_digest, DIGEST_DAYS\n"
         f"world = generate(DemoConfig(seed=42, scale=1.0, start_date=date({START:%Y, %-m, %-d}), "
         f"end_date=date({END:%Y, %-m, %-d})))\n"

@@ -15,8 +15,8 @@ from datetime import date
 import pytest
 import requests
 
-from medalflow.demo.partner_api import DEFAULT_PASSWORD, DEFAULT_USERNAME, serve_in_background
-from medalflow.demo.world import DemoConfig, World, generate
+from medalflow_demo.partner_api import DEFAULT_PASSWORD, DEFAULT_USERNAME, serve_in_background
+from medalflow_demo.world import DemoConfig, World, generate
 
 WORLD_START, WORLD_END = date(2026, 1, 1), date(2026, 2, 1)
 

@@ -8,14 +8,14 @@ from datetime import UTC, date, datetime
 import pyarrow.parquet as pq
 import pytest
 
-from medalflow.demo.files import drop_path, write_file_drops
-from medalflow.demo.world import World
 from medalflow.extract.config import load_source_group
 from medalflow.extract.files import FileDropError, extract_file_drops
 from medalflow.extract.metadata import METADATA_COLUMNS, IngestionContext
 from medalflow.extract.quarantine import Limits, TooManyBadRecordsError
 from medalflow.extract.schema import SchemaError
 from medalflow.lake import Lake
+from medalflow_demo.files import drop_path, write_file_drops
+from medalflow_demo.world import World
 
 DAY = date(2026, 1, 12)
 FILES = load_source_group("files")

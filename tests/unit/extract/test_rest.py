@@ -15,13 +15,13 @@ import pyarrow.dataset as ds
 import pytest
 from airflow.models.connection import Connection
 
-from medalflow.demo.world import World
 from medalflow.extract.config import load_source_group
 from medalflow.extract.metadata import METADATA_COLUMNS, IngestionContext
 from medalflow.extract.quarantine import TooManyBadRecordsError
 from medalflow.extract.rest import ApiError, ApiLocation, RestClient, RestSettings, extract_entity, read_parent_keys
 from medalflow.extract.schema import SchemaError
 from medalflow.lake import Lake
+from medalflow_demo.world import World
 
 DAY = datetime(2026, 1, 12, tzinfo=UTC)  # a Monday: FX rates are published
 PARTNER = load_source_group("partner")

@@ -11,7 +11,7 @@ whose stored ``updated_at`` is not newer, so re-applying any day, even after lat
 
 Command line::
 
-    python -m medalflow.demo.erp --url sqlite:///erp.sqlite --seed 42 --scale 1 --start 2026-01-01 --end 2026-01-08
+    python -m medalflow_demo.erp --url sqlite:///erp.sqlite --seed 42 --scale 1 --start 2026-01-01 --end 2026-01-08
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from sqlalchemy import (
     event,
 )
 
-from medalflow.demo.world import DEFAULT_START_DATE, ERP_KEYS, Change, DemoConfig, World, generate
+from medalflow_demo.world import DEFAULT_START_DATE, ERP_KEYS, Change, DemoConfig, World, generate
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def apply_range(
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m medalflow.demo.erp",
+        prog="python -m medalflow_demo.erp",
         description="Create the demo ERP schema and apply the demo world's changes for the days [start, end).",
     )
     parser.add_argument(

@@ -199,7 +199,7 @@ def partner_api(world: Any) -> Generator[None]:
     """The demo partner API on a free local port, with its Airflow connection pointing at it."""
     import json
 
-    from medalflow.demo.partner_api import DEFAULT_PASSWORD, DEFAULT_USERNAME, serve_in_background
+    from medalflow_demo.partner_api import DEFAULT_PASSWORD, DEFAULT_USERNAME, serve_in_background
 
     base_url, stop = serve_in_background(world=world)
     host, port = base_url.removeprefix("http://").rsplit(":", 1)
@@ -219,8 +219,8 @@ def partner_api(world: Any) -> Generator[None]:
 
 def run_pipeline(dags: dict[str, Any], world: Any, window: list[date], erp_engine: Any, lake_dir: Path) -> None:
     """The whole pipeline over a window of days: the week's forecast first, then every day's sources and medallion."""
-    from medalflow.demo import erp
-    from medalflow.demo.files import write_file_drops
+    from medalflow_demo import erp
+    from medalflow_demo.files import write_file_drops
 
     def sources_change(day: date) -> None:
         erp.apply_day(erp_engine, world, day)
@@ -276,9 +276,9 @@ def summarise(warehouse: Path, lake_dir: Path, docs_dir: Path) -> str:
 
 
 def run_demo(days: int = 3, start: str = "2026-01-05", scale: float = 1.0, seed: int = 42) -> int:
-    from medalflow.cli import run_dbt
-    from medalflow.demo import erp
-    from medalflow.demo.world import DemoConfig, generate
+    from medalflow.dbt_commands import run_dbt
+    from medalflow_demo import erp
+    from medalflow_demo.world import DemoConfig, generate
 
     began = time.monotonic()
     first_day = date.fromisoformat(start)

@@ -3,11 +3,11 @@
 The importer buys products from foreign suppliers (paid in USD, EUR or CNY) and sells them to Brazilian customers
 (in BRL). :func:`generate` returns a :class:`World` from which every demo source system reads:
 
-* the ERP (:mod:`medalflow.demo.erp`) applies :meth:`World.erp_changes` for each day: inserts, updates and soft
+* the ERP (:mod:`medalflow_demo.erp`) applies :meth:`World.erp_changes` for each day: inserts, updates and soft
   deletes of customers, suppliers, products and orders;
-* the partner API (:mod:`medalflow.demo.partner_api`) serves :meth:`World.payment_changes`,
+* the partner API (:mod:`medalflow_demo.partner_api`) serves :meth:`World.payment_changes`,
   :meth:`World.shipment_changes` (channel ``api``), :meth:`World.fx_rates` and the forecast methods;
-* the file drops (:mod:`medalflow.demo.files`) write :meth:`World.shipment_changes` of the channels ``oceanic`` and
+* the file drops (:mod:`medalflow_demo.files`) write :meth:`World.shipment_changes` of the channels ``oceanic`` and
   ``skyfreight``.
 
 How it stays deterministic, lazy and cheap

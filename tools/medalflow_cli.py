@@ -1,51 +1,19 @@
-"""Command line for the project's own tooling: ``python -m medalflow.cli {dbt,sqlfluff,demo} ...``.
+"""Command line for the project's own tooling on a laptop: ``python -m medalflow_cli {dbt,sqlfluff,demo} ...``.
 
-The Makefile calls it; it runs dbt and sqlfluff from dbt's own virtualenv with the project's settings.
+The Makefile calls it; it runs dbt and sqlfluff from dbt's own virtualenv with the project's settings. It never ships
+to MWAA (only dags/ and plugins/ do).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from medalflow.settings import DBT_PROFILE_NAME, Settings, dbt_environment, get_settings
-
-
-def dbt_command(settings: Settings, arguments: Sequence[str]) -> list[str]:
-    return [
-        settings.dbt_executable,
-        *arguments,
-        "--project-dir",
-        str(settings.dbt_project_dir),
-        "--profiles-dir",
-        str(settings.dbt_profiles_dir),
-        # The same flags as Cosmos's tasks, so the manifest built here leaves them a partial parse to reuse.
-        "--profile",
-        DBT_PROFILE_NAME,
-        "--target",
-        settings.dbt_target,
-    ]
-
-
-def dbt_process_environment(settings: Settings) -> dict[str, str]:
-    """This process's environment plus the project's dbt variables; the DuckDB file's folder must exist."""
-    if settings.dbt_target == "duckdb":
-        Path(settings.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, **dbt_environment(settings)}
-
-
-def run_dbt(arguments: Sequence[str], settings: Settings | None = None, check: bool = True) -> int:
-    """Run dbt from its virtualenv with the project, profiles and target of the settings."""
-    settings = settings or get_settings()
-    environment = dbt_process_environment(settings)
-    completed = subprocess.run(dbt_command(settings, arguments), env=environment, check=False)
-    if check and completed.returncode:
-        raise SystemExit(f"dbt {' '.join(arguments)} failed with exit code {completed.returncode}")
-    return completed.returncode
+from medalflow.dbt_commands import dbt_process_environment, run_dbt
+from medalflow.settings import Settings, get_settings
 
 
 def run_sqlfluff(settings: Settings | None = None) -> int:
@@ -74,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_dbt(options.arguments, check=False)
     if options.command == "sqlfluff":
         return run_sqlfluff()
-    from medalflow.demo.pipeline import run_demo
+    from medalflow_demo.pipeline import run_demo
 
     return run_demo(days=options.days, start=options.start, scale=options.scale, seed=options.seed)
 

@@ -40,7 +40,7 @@ for each request the first rule whose ``path`` prefixes the request path is used
 ``bad_record``     sets ``field`` to ``value`` in the record at ``index`` (default ``amount`` = ``"not-a-number"``, 0)
 =================  ===================================================================================================
 
-Run it with ``python -m medalflow.demo.partner_api --port 8085 --seed 42 --scale 1``, or in-process with
+Run it with ``python -m medalflow_demo.partner_api --port 8085 --seed 42 --scale 1``, or in-process with
 :func:`serve_in_background`.
 """
 
@@ -67,7 +67,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from medalflow.demo.world import CURRENCIES, DEFAULT_START_DATE, FX_HISTORY_DAYS, DemoConfig, World, generate
+from medalflow_demo.world import CURRENCIES, DEFAULT_START_DATE, FX_HISTORY_DAYS, DemoConfig, World, generate
 
 log = logging.getLogger(__name__)
 
@@ -584,7 +584,7 @@ def serve_in_background(
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m medalflow.demo.partner_api", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m medalflow_demo.partner_api", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8085)
     parser.add_argument("--seed", type=int, default=42)

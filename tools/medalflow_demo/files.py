@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from medalflow.demo.world import World
+from medalflow_demo.world import World
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Deploy tooling that runs on a laptop or a CI runner, never on MWAA: ``./deploy.sh`` is its front door."""

@@ -1,0 +1,5 @@
+import sys
+
+from medalflow_deploy.deploy import main
+
+sys.exit(main())
