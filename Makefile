@@ -10,6 +10,7 @@ VENV := .venv
 UV := $(VENV)/uv/bin/uv
 AIRFLOW_VENV := $(VENV)/airflow
 DBT_VENV := $(VENV)/dbt
+INFRA_VENV := $(VENV)/infra
 PYTHON := $(AIRFLOW_VENV)/bin/python
 DBT := $(DBT_VENV)/bin/dbt
 # MWAA's constraint URL is unreachable offline: local installs read the copy in requirements/constraints/.
@@ -56,6 +57,13 @@ $(DBT_VENV)/.synced: requirements/lock/dbt-dev.lock.txt scripts/build_dbt_venv.s
 	UV=$(UV) PYTHON="$$(scripts/find_python312.sh)" scripts/build_dbt_venv.sh $(DBT_VENV) $<
 	touch $@
 
+# cfn-lint and checkov: their own virtualenv, since checkov's pins conflict with MWAA's constraints.
+$(INFRA_VENV)/.synced: requirements/lock/infra.lock.txt | $(UV)
+	@echo "==> infra lint virtualenv ($(INFRA_VENV))"
+	$(UV) venv --quiet --allow-existing --python "$$(scripts/find_python312.sh)" $(INFRA_VENV)
+	$(UV) pip sync --quiet --python $(INFRA_VENV)/bin/python $<
+	touch $@
+
 .PHONY: system-packages
 system-packages: ## Debian packages the tests need (Chromium and chromedriver for the UI tests)
 	scripts/install_system_packages.sh
@@ -67,11 +75,17 @@ install: $(AIRFLOW_VENV)/.synced $(DBT_VENV)/.synced ## Build both virtualenvs f
 lock: $(VENV)/requirements.local.txt | $(UV) ## Re-resolve the lock files from requirements/*.txt
 	$(UV) pip compile --quiet $(LOCK_PLATFORM) --custom-compile-command "make lock" \
 		$(VENV)/requirements.local.txt requirements/dev.txt -o requirements/lock/airflow.lock.txt
+	# The compose image's: what MWAA installs (plus the Celery executor its image has), no dev tools, within the above.
+	$(UV) pip compile --quiet $(LOCK_PLATFORM) --custom-compile-command "make lock" \
+		$(VENV)/requirements.local.txt requirements/mwaa-image.txt -c requirements/lock/airflow.lock.txt \
+		-o requirements/lock/airflow-runtime.lock.txt
 	# dbt's dev lock first, then production's within it: both venvs get the same version of every shared package.
 	$(UV) pip compile --quiet $(LOCK_PLATFORM) --custom-compile-command "make lock" \
 		requirements/dbt.txt requirements/dbt-dev.txt -o requirements/lock/dbt-dev.lock.txt
 	$(UV) pip compile --quiet $(LOCK_PLATFORM) --custom-compile-command "make lock" \
 		requirements/dbt.txt -c requirements/lock/dbt-dev.lock.txt -o requirements/lock/dbt.lock.txt
+	$(UV) pip compile --quiet $(LOCK_PLATFORM) --custom-compile-command "make lock" \
+		requirements/infra.txt -o requirements/lock/infra.lock.txt
 
 # --- dbt ---------------------------------------------------------------------------------------------------------
 
@@ -86,13 +100,47 @@ manifest: install dbt_project/target/manifest.json ## Build dbt's manifest.json,
 
 # --- the two commands --------------------------------------------------------------------------------------------
 
+# OpenLineage events of the runs started here go to a local file (docs/operations.md, "Lineage"); set
+# AIRFLOW__OPENLINEAGE__TRANSPORT= (empty) to turn them off, or to an http/amazon_datazone_api transport to send them.
+LINEAGE_EVENTS := $(CURDIR)/.local/lineage/events.jsonl
+demo extract: export AIRFLOW__OPENLINEAGE__TRANSPORT ?= {"type": "file", "log_file_path": "$(LINEAGE_EVENTS)", "append": true}
+demo extract: export AIRFLOW__OPENLINEAGE__NAMESPACE ?= medalflow-local
+demo extract: export AIRFLOW__OPENLINEAGE__EXTRACTORS ?= medalflow.governance.openlineage.ExtractionTaskExtractor
+
 .PHONY: demo
 demo: manifest ## Run the whole pipeline on the embedded default (DuckDB + local lake) and print what it built
+	@mkdir -p $(dir $(LINEAGE_EVENTS))
 	$(PYTHON) -m medalflow_cli demo $(DEMO_ARGS)
 
 .PHONY: docs-serve
 docs-serve: ## Serve the dbt docs built by `make demo` on http://127.0.0.1:8081
 	$(PYTHON) -m medalflow_cli dbt docs serve --host 127.0.0.1 --port 8081 --no-browser
+
+# One run of the source's generated DAG per interval of its schedule that starts from START to END (docs/sources.md).
+.PHONY: extract
+extract: install ## Extract a source by hand: SOURCE=<name or dag id> START=YYYY-MM-DD [END=YYYY-MM-DD, inclusive]
+	@[ -n "$(SOURCE)" ] && [ -n "$(START)" ] || { echo "usage: make extract SOURCE=erp START=2026-01-05 [END=2026-01-07]" >&2; exit 2; }
+	@mkdir -p $(dir $(LINEAGE_EVENTS))
+	$(PYTHON) -m medalflow_cli extract $(SOURCE) $(START) $(END)
+
+# Samples the lake's raw zone (MEDALFLOW_LAKE_URI; the demo's by default): fails on a personal-looking column that the
+# dbt sources do not classify. `make test` runs the same check over a lake landed from the demo world.
+.PHONY: pii-scan
+pii-scan: install ## Scan the raw zone for personal data not classified in the dbt sources (PII_SCAN_ARGS=--threshold 0.3)
+	$(PYTHON) -m medalflow_cli pii-scan $(PII_SCAN_ARGS)
+
+# From the dbt manifest and the source configs; the pictures go to .local/lineage/<asset>.{mmd,svg}.
+.PHONY: lineage
+lineage: manifest ## Print a dataset's upstream chain to raw and the extraction tasks, and draw it (ASSET=agg_monthly_cash_flow)
+	@[ -n "$(ASSET)" ] || { echo "usage: make lineage ASSET=agg_monthly_cash_flow" >&2; exit 2; }
+	$(PYTHON) -m medalflow_cli lineage $(ASSET)
+
+# --- deploying (docs/deploy.md) -----------------------------------------------------------------------------------
+
+.PHONY: secrets
+secrets: install ## Push deploy/connections.<env>.yml to AWS Secrets Manager (make secrets ENV=dev)
+	@[ -n "$(ENV)" ] || { echo "usage: make secrets ENV=dev|hom|prod" >&2; exit 2; }
+	./deploy.sh secrets $(ENV)
 
 .PHONY: lint
 lint: install ## ruff (with Airflow's AIR rules) and sqlfluff (dbt templater)
@@ -100,8 +148,15 @@ lint: install ## ruff (with Airflow's AIR rules) and sqlfluff (dbt templater)
 	$(AIRFLOW_VENV)/bin/ruff format --check .
 	$(PYTHON) -m medalflow_cli sqlfluff
 
+# Offline: no API key, no platform download (mappings, guidelines), no package scan, no PyPI version check.
+.PHONY: infra-lint
+infra-lint: $(INFRA_VENV)/.synced ## cfn-lint and checkov on the CloudFormation templates in infra/
+	$(INFRA_VENV)/bin/cfn-lint infra/*.yaml
+	env -u BC_API_KEY BC_SKIP_MAPPING=TRUE CHECKOV_RUN_SCA_PACKAGE_SCAN_V2=false CKV_SKIP_PACKAGE_UPDATE_CHECK=true \
+		$(INFRA_VENV)/bin/checkov --config-file infra/.checkov.yaml -d infra --framework cloudformation --quiet --compact
+
 .PHONY: test
-test: lint manifest system-packages ## Set up and run every test, lint included
+test: lint manifest system-packages infra-lint ## Set up and run every test, lint included
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 .PHONY: clean

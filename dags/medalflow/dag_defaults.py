@@ -36,3 +36,36 @@ def daily_previous_day() -> CronDataIntervalTimetable:
 def weekly_sunday_0200() -> CronDataIntervalTimetable:
     """Sundays at 02:00 UTC over the week before: for the expensive forecast API."""
     return CronDataIntervalTimetable("0 2 * * 0", timezone="UTC")
+
+
+SCHEDULE_DESCRIPTIONS = {
+    "daily": "daily at 00:00 UTC; each run covers the day before, `[D-1, D)`, landed as `ingestion_date=D-1`",
+    "weekly": (
+        "weekly, Sundays at 02:00 UTC; each run covers the week before (Sunday 02:00 to Sunday 02:00), landed as "
+        "`ingestion_date=<the interval's first day>`"
+    ),
+}
+
+
+def extraction_timetable(schedule: str) -> CronDataIntervalTimetable:
+    """The timetable of an extraction DAG's ``schedule``: ``daily``, ``weekly`` or a cron expression (UTC).
+
+    Always a data-interval timetable: a custom cron's run covers the time since the previous tick, a real interval
+    the extraction filters changes on (Airflow 3's plain cron timetable has start == end).
+    """
+    if schedule == "daily":
+        return daily_previous_day()
+    if schedule == "weekly":
+        return weekly_sunday_0200()
+    return CronDataIntervalTimetable(schedule, timezone="UTC")
+
+
+def describe_schedule(schedule: str) -> str:
+    """One sentence for people: when the runs start and which interval each covers."""
+    if schedule in SCHEDULE_DESCRIPTIONS:
+        return SCHEDULE_DESCRIPTIONS[schedule]
+    when = extraction_timetable(schedule).description or schedule
+    return (
+        f"cron `{schedule}` (UTC: {when[0].lower()}{when[1:]}); each run covers the time since the previous tick, "
+        "landed as `ingestion_date=<the interval's first day>`"
+    )

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from medalflow.settings import DBT_PROFILE_NAME, Settings, dbt_environment, get_settings
+from medalflow.settings import DBT_PROFILE_NAME, Settings, dbt_environment, get_settings, require_dbt_executable
 
 
 def dbt_command(settings: Settings, arguments: Sequence[str]) -> list[str]:
@@ -38,6 +38,7 @@ def dbt_process_environment(settings: Settings) -> dict[str, str]:
 def run_dbt(arguments: Sequence[str], settings: Settings | None = None, check: bool = True) -> int:
     """Run dbt from its virtualenv with the project, profiles and target of the settings."""
     settings = settings or get_settings()
+    require_dbt_executable(settings)
     environment = dbt_process_environment(settings)
     completed = subprocess.run(dbt_command(settings, arguments), env=environment, check=False)
     if check and completed.returncode:

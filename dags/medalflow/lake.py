@@ -8,7 +8,8 @@ Layout::
 
 A partition is replaced as a whole: files are written under ``_staging`` first and moved into place only when every
 file of the interval is complete, then files the new run did not write are removed. A reader therefore never sees a
-partial file, and rerunning an interval yields exactly the same objects.
+partial file, and rerunning an interval yields exactly the same objects. Success or failure, nothing stays under
+``_staging``: a failed run lands nothing for its interval and leaves no folder behind.
 """
 
 from __future__ import annotations
@@ -75,11 +76,14 @@ class Lake:
         writer = PartitionWriter(self, staging)
         try:
             yield writer
+            self._publish(writer, relative)
         except BaseException:
-            self._remove(staging)
+            try:
+                self._remove_staging(staging)
+            except Exception:  # the run's own error is the one to report; the leftover is named in the log
+                log.warning("could not remove the staging folder %s", self.url(staging), exc_info=True)
             raise
-        self._publish(writer, relative)
-        self._remove(staging)
+        self._remove_staging(staging)
 
     def _publish(self, writer: PartitionWriter, relative: str) -> None:
         target = self.path(relative)
@@ -92,10 +96,25 @@ class Lake:
             self.fs.rm(path)
         log.info("published %s file(s) to %s (%s stale removed)", len(writer.names), self.url(relative), len(stale))
 
-    def _remove(self, relative: str) -> None:
-        path = self.path(relative)
+    def _remove_staging(self, staging: str) -> None:
+        """Remove a partition's staging folder, then its run's folder and ``_staging`` itself once they are empty.
+
+        Other tasks of the same run stage beside it at the same time: ``rmdir`` removes only an empty folder, and
+        refuses (OSError) one that another writer is using, which stops the climb. On object stores there are no
+        folders: once the files are gone nothing is left, and ``rmdir`` of a prefix raises, which stops it too.
+        """
+        path = self.path(staging)
+        self.fs.invalidate_cache(path)
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
+        parent = posixpath.dirname(staging)
+        while parent and parent != ".":
+            try:
+                self.fs.rmdir(self.path(parent))
+            except OSError:
+                break
+            parent = posixpath.dirname(parent)
+        self.fs.invalidate_cache(self.path(STAGING_ZONE))
 
 
 class PartitionWriter:
@@ -111,15 +130,28 @@ class PartitionWriter:
             raise ValueError(f"file {name!r} written twice in one partition")
         self.names.append(name)
         path = self.lake.path(posixpath.join(self.staging, name))
-        self.lake.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        for attempt in (1, 2, 3):
+            try:
+                self.lake.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+                break
+            except FileNotFoundError:
+                # Another task of the run removed the then-empty run folder between makedirs' steps: make it again.
+                if attempt == 3:
+                    raise
         return self.lake.fs.open(path, "wb")
 
-    def write_batches(self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> int:
-        """Stream record batches into one Parquet file (one row group per batch: memory stays bounded)."""
+    def write_batches(
+        self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch], **parquet_options: Any
+    ) -> int:
+        """Stream record batches into one Parquet file (one row group per batch: memory stays bounded).
+
+        ``parquet_options`` go to ``pyarrow.parquet.ParquetWriter`` (zstd compression unless they say otherwise).
+        """
         import pyarrow.parquet as pq
 
         rows = 0
-        with self._open(name) as handle, pq.ParquetWriter(handle, schema, compression="zstd") as parquet:
+        options = {"compression": "zstd", **parquet_options}
+        with self._open(name) as handle, pq.ParquetWriter(handle, schema, **options) as parquet:
             for batch in batches:
                 parquet.write_batch(batch)
                 rows += batch.num_rows

@@ -35,7 +35,15 @@ from medalflow.artifacts import store_artifacts_callback
 from medalflow.assets import raw_asset
 from medalflow.extract.config import load_source_group
 from medalflow.intervals import END_KEY, START_KEY, medallion_data_interval
-from medalflow.settings import DBT_PROFILE_NAME, Settings, dbt_environment, get_settings
+from medalflow.settings import (
+    DBT_PROFILE_NAME,
+    DbtUnavailableError,
+    Settings,
+    dbt_environment,
+    dbt_startup_failure,
+    get_settings,
+    pii_key_environment,
+)
 from medalflow.watcher import publish_node_statuses, start_sensors_in_triggerer
 
 # dbt receives the run's interval as environment variables, read by the dbt_project's data_interval macros. Not
@@ -57,6 +65,8 @@ DEFAULT_DUCKDB_POOL = "duckdb_writer"
 # per level of the model graph after dbt has finished; a look is two API calls per run, however many tasks wait
 # (medalflow.watcher.ProducerWatch).
 WATCHER_POKE_INTERVAL_SECONDS = 1
+# Emits each dbt node's OpenLineage run after a dbt invocation, with dbt sources named as their raw lake datasets.
+DBT_LINEAGE_CALLBACK = "medalflow.governance.openlineage.emit_dbt_lineage"
 
 
 SOURCES_VARIABLE = "MEDALFLOW_MEDALLION_SOURCES"
@@ -93,7 +103,7 @@ def project_config(settings: Settings) -> ProjectConfig:
         dbt_project_path=settings.dbt_project_dir,
         manifest_path=settings.manifest_path,
         project_name="medalflow",
-        env_vars={**dbt_environment(settings), **DBT_INTERVAL_ENVIRONMENT},
+        env_vars={**dbt_environment(settings), **DBT_INTERVAL_ENVIRONMENT, **pii_key_environment(settings)},
         install_dbt_deps=False,
     )
     if "://" not in str(settings.manifest_path):
@@ -112,6 +122,10 @@ def profile_config(settings: Settings) -> ProfileConfig:
 
 
 def execution_config(settings: Settings, mode: ExecutionMode) -> ExecutionConfig:
+    # On an MWAA component whose startup script could not build dbt, the DAG fails to load with the reason: the
+    # import error (UI, deploy.sh's smoke test) and the task that loads it on a worker say why, not "no such file".
+    if problem := dbt_startup_failure():
+        raise DbtUnavailableError(problem)
     # The watcher producer alone publishes every node's status in one XCom, for the model tasks waiting in the
     # triggerer (medalflow.watcher).
     producer_args = {"pre_execute": publish_node_statuses} if mode == ExecutionMode.WATCHER else None
@@ -135,19 +149,22 @@ def render_config(settings: Settings) -> RenderConfig:
 
 def task_arguments(settings: Settings, mode: ExecutionMode) -> dict[str, Any]:
     """Arguments every Cosmos task gets: dbt's artifacts kept in the lake after every dbt invocation (failed ones too),
-    and the warehouse's writer pool. (The run's interval reaches dbt through the project's env_vars.)
+    one OpenLineage run per dbt node it ran (medalflow.governance.openlineage), and the warehouse's writer pool. (The
+    run's interval reaches dbt through the project's env_vars.)
 
     In watcher mode the model tasks take the pool too, yet never while they wait: they start deferred, straight in
     the triggerer, and a pool does not count deferred tasks (unless created with ``include_deferred``, which would
     deadlock the run). One of them takes a slot only when it goes to a worker to run its model itself (a retry, a
     task cleared in the UI), so that run waits for any other dbt process writing the warehouse.
     """
-    arguments: dict[str, Any] = {"callback": store_artifacts_callback}
+    # Lineage by import path: resolved when a task runs, so parsing never imports OpenLineage (a no-op with it off).
+    arguments: dict[str, Any] = {"callback": [store_artifacts_callback, DBT_LINEAGE_CALLBACK]}
     if pool := dbt_pool(settings):
         arguments["pool"] = pool
     if mode == ExecutionMode.WATCHER:
         arguments["poke_interval"] = WATCHER_POKE_INTERVAL_SECONDS
-        # Model tasks end in the triggerer (medalflow.watcher), where no per-model dataset event can be emitted.
+        # Model tasks end in the triggerer (medalflow.watcher), where no per-model dataset event can be emitted. (Per
+        # model OpenLineage runs come from the producer's lineage callback instead.)
         arguments["emit_datasets"] = False
     return arguments
 

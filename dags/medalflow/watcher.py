@@ -17,7 +17,8 @@ through the execution API per waiting task per poke, each a request the triggere
 producer's state once per poke for all the tasks waiting on it: two calls per poke, however many tasks wait.
 
 Trade-off: a model task that succeeds in the triggerer does not render its compiled SQL in the UI (the producer's
-log has it) nor emit a per-model dataset event (the medallion emits none: ``emit_datasets`` is off).
+log has it) nor emit a per-model dataset event (the medallion emits none: ``emit_datasets`` is off). Its OpenLineage
+run comes from the producer instead, one per dbt node after the build (medalflow.governance.openlineage).
 """
 
 from __future__ import annotations

@@ -26,6 +26,17 @@ from medalflow_demo.world import DemoConfig, World, generate
 FIRST_DAY = date(2026, 1, 8)
 DAYS = day_range(FIRST_DAY, 4)
 SEED, SCALE = 11, 0.2
+# The key of silver's PII hashes in every dbt test (any target); fixed, so tests can recompute hashes with hmac.
+TEST_PII_KEY = "medalflow-test-pii-key"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pii_key():
+    """dbt refuses to hash PII without a key off the laptop demo (Athena, Snowflake, an s3:// lake): the tests use a
+    fixed one, set before any fixture builds a dbt environment from os.environ."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDALFLOW_PII_KEY", TEST_PII_KEY)
+        yield TEST_PII_KEY
 
 
 @pytest.fixture(scope="session")

@@ -227,3 +227,15 @@ def test_raw_zone_registered_as_partition_projected_tables(athena_runs):
     assert "'projection.ingestion_date.type' = 'date'" in orders
     assert f"location 's3://{BUCKET}/test-env/lake/raw/erp/orders/'" in orders
     assert parse_errors([("raw", sql) for sql in ddl], "hive") == []
+
+
+def test_pii_is_hashed_with_trinos_hmac_under_the_key(athena_runs, pii_key):
+    """Athena hashes PII with Trino's hmac_sha256 under the key (from MEDALFLOW_PII_KEY), in every classified column."""
+    _dbt, compiled, _manifest = athena_runs
+    key_hex = pii_key.encode().hex()
+    hmac_call = "lower(to_hex(hmac_sha256(to_utf8(cast("
+    for model, hashed in {"slv_customers": 4, "slv_suppliers": 1, "slv_forecast_projects": 1}.items():
+        sql = next((compiled / "medalflow").rglob(f"{model}.sql")).read_text()
+        assert sql.count(hmac_call) == hashed, model
+        assert sql.count(f"from_hex('{key_hex}')") == hashed, model
+        assert parse_errors([(model, sql)], "trino") == []

@@ -48,6 +48,8 @@ def test_full_build_runs_every_model_data_test_and_unit_test(full_refresh):
     assert unit_tests == {
         "slv_orders_cdc_merge_newer_wins_and_soft_deletes",
         "fct_order_correlated_converts_cost_at_the_fx_rate_as_of_the_order_date",
+        "fct_order_correlated_converts_payments_at_the_fx_rate_as_of_the_day_paid",
+        "agg_monthly_cash_flow_counts_each_settled_payment_in_the_month_it_was_paid",
     }
     built = set(tables(dbt.warehouse))
     expected = {f"bronze.{n}" for n in BRONZE} | {f"silver.{n}" for n in SILVER} | {f"gold.{n}" for n in GOLD}

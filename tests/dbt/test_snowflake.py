@@ -18,6 +18,8 @@ Every statement dbt sent in both builds, and every compiled model and test, pars
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -169,3 +171,19 @@ def test_every_snowflake_statement_parses(snowflake_builds):
         except ParseError as error:
             errors.append(f"{origin}: {str(error)[:300]}")
     assert errors == []
+
+
+def test_pii_hashes_are_hmac_sha256_on_snowflake(snowflake_builds, pii_key):
+    """The macro composes HMAC from SHA2_BINARY (Snowflake has no HMAC function): on fakesnow its digests equal
+    Python's hmac under the same key."""
+    dbt = snowflake_builds
+    rows = dbt.query(
+        "select bronze.email, bronze.tax_id, silver.email_hash, silver.tax_id_hash "
+        "from silver.slv_customers as silver join bronze.brz_erp__customers as bronze "
+        "on bronze.customer_id = silver.customer_id and bronze.updated_at = silver.updated_at"
+    )
+    assert len(rows) > 10
+    for email, tax_id, email_hash, tax_id_hash in rows:
+        digits = "".join(character for character in tax_id if character.isdigit())
+        assert email_hash == hmac.new(pii_key.encode(), email.strip().lower().encode(), hashlib.sha256).hexdigest()
+        assert tax_id_hash == hmac.new(pii_key.encode(), digits.encode(), hashlib.sha256).hexdigest()

@@ -1,12 +1,16 @@
 """Extraction of partner file drops from the lake's inbox into the raw zone.
 
-Partners without an API drop a file a day (CSV or Parquet) under ``<lake>/inbox/<partner>/<entity>/<YYYY-MM-DD>/``.
-For the run's interval day ``D``, every file of every configured partner in that day's folder is:
+Partners without an API drop a file a day (CSV, Parquet or JSON lines) under
+``<lake>/inbox/<partner>/<entity>/<YYYY-MM-DD>/``. Each partner's format is declared with its options (a CSV's
+delimiter, encoding and whether it has a header: without one, the declared column order names the columns; see
+:func:`parse_file_entity`). For the run's interval day ``D``, every file of every configured partner in that day's
+folder is:
 
 1. **validated**: the declared columns must all be there (else the run fails naming source, entity, column and
    file); each row is typed by the declared schema, and a row that does not fit (an unparseable date, a null key, a
    date far outside any plausible range, a wrong column count) is quarantined with the file and line;
-2. **converted** to Parquet (CSV is read in blocks by pyarrow, Parquet in row batches: memory stays bounded) with the
+2. **converted** to Parquet (CSV is read in blocks by pyarrow, Parquet in row batches, JSON lines a line at a time:
+   memory stays bounded) with the
    metadata columns (``_op = 'U'``), ``partner`` (from the inbox folder: the partner who dropped it) and ``_file``
    (the original's URL), as ``raw/<source>/<entity>/ingestion_date=D/<partner>-<original name>.parquet``;
 3. **kept**: the inbox is only read, never changed, so the originals stay as the partner sent them.
@@ -19,8 +23,10 @@ instead of landing a silently incomplete day.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import json
 import logging
 import posixpath
 from collections.abc import Iterator, Mapping
@@ -30,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from medalflow.extract.metadata import METADATA_COLUMNS, IngestionContext, metadata_fields, with_metadata
 from medalflow.extract.quarantine import Limits, Quarantine, RecordConverter, RecordProblem
-from medalflow.extract.schema import DeclaredSchema
+from medalflow.extract.schema import DeclaredSchema, SchemaError
 from medalflow.lake import RAW_ZONE, Lake, partition_path
 
 if TYPE_CHECKING:
@@ -40,12 +46,30 @@ log = logging.getLogger(__name__)
 
 PARTNER_COLUMN = "partner"
 FILE_COLUMN = "_file"
-FORMATS = ("csv", "parquet")
+FORMATS = ("csv", "parquet", "jsonl")
 BATCH_ROWS = 10_000
 
 
 class FileDropError(RuntimeError):
     """A file drop is missing or cannot be read at all."""
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """How one partner writes its files: the format, and for CSV its delimiter, encoding and header.
+
+    ``encoding`` (any Python codec name: ``utf-8``, ``latin-1``, ``cp1252``...) applies to CSV and JSON lines;
+    without a ``header`` the CSV's columns are the entity's declared columns, in their declared order.
+    """
+
+    kind: str = "csv"  # one of FORMATS
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    header: bool = True
+
+    @property
+    def extension(self) -> str:
+        return f".{self.kind}"
 
 
 @dataclass(frozen=True)
@@ -55,12 +79,104 @@ class FileEntity:
     name: str
     key: tuple[str, ...]
     schema: DeclaredSchema
-    partners: Mapping[str, str]  # partner -> format (csv or parquet)
+    formats: Mapping[str, FileFormat]  # partner -> how it writes its files
     inbox: str = "inbox/{partner}/{entity}/{day}"  # lake-relative folder of one partner's files of a day
     require_daily_file: bool = True
 
+    @property
+    def partners(self) -> dict[str, str]:
+        """partner -> format name."""
+        return {partner: file_format.kind for partner, file_format in self.formats.items()}
+
     def inbox_folder(self, partner: str, day: date) -> str:
         return self.inbox.format(partner=partner, entity=self.name, day=day.isoformat())
+
+
+_FILE_KEYS = {"key", "columns", "partners", "inbox", "require_daily_file", "format", "delimiter", "encoding", "header"}
+_FORMAT_KEYS = ("format", "delimiter", "encoding", "header")
+
+
+def parse_file_entity(source: str, name: str, spec: Mapping[str, Any]) -> FileEntity:
+    """An entity of a ``kind: files`` source group from its YAML mapping.
+
+    ``key`` (a column or a list), ``columns`` (name: type) and ``partners`` are required. Each partner is either a
+    format name (``oceanic: csv``) or a mapping of ``format`` and its options (``delimiter``, ``encoding``,
+    ``header``); the same options at the entity level are every partner's defaults. ``inbox`` (a folder pattern
+    with ``{partner}``, ``{entity}``, ``{day}``) and ``require_daily_file`` (default true) are optional.
+    A :class:`SchemaError` names the key at fault first (``partners.oceanic.delimiter: ...``).
+    """
+    if not isinstance(spec, Mapping):
+        raise SchemaError(f"expected a mapping of settings, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - _FILE_KEYS)
+    if unknown:
+        raise SchemaError(f"{unknown[0]}: unknown setting; a files entity takes {', '.join(sorted(_FILE_KEYS))}")
+    for required in ("key", "columns", "partners"):
+        if required not in spec:
+            raise SchemaError(f"{required}: missing; a files entity needs key, columns and partners")
+    columns = spec["columns"]
+    if not isinstance(columns, Mapping) or not columns:
+        raise SchemaError("columns: expected a mapping of column name to type")
+    schema = DeclaredSchema(source, name, dict(columns))
+    try:
+        schema.arrow_schema()
+    except SchemaError as problem:
+        raise SchemaError(f"columns: {problem}") from None
+    key = spec["key"]
+    keys = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, list) else ()
+    if not keys or not all(isinstance(column, str) and column in columns for column in keys):
+        raise SchemaError(f"key: expected declared column(s), got {key!r}")
+    defaults = _file_format("", {name: spec[name] for name in _FORMAT_KEYS if name in spec}, FileFormat())
+    partners = spec["partners"]
+    if not isinstance(partners, Mapping) or not partners:
+        raise SchemaError("partners: expected a mapping of partner to its format (csv, parquet, jsonl)")
+    formats = {}
+    for partner, declared in partners.items():
+        options = {"format": declared} if isinstance(declared, str) else declared
+        if not isinstance(options, Mapping):
+            raise SchemaError(f"partners.{partner}: expected a format name or a mapping with format and options")
+        formats[str(partner)] = _file_format(f"partners.{partner}.", options, defaults)
+    inbox = spec.get("inbox", FileEntity.inbox)
+    try:
+        inbox.format(partner="p", entity="e", day="d")
+    except (KeyError, IndexError, ValueError, AttributeError):
+        raise SchemaError(f"inbox: {inbox!r} may only use {{partner}}, {{entity}} and {{day}}") from None
+    require_daily_file = spec.get("require_daily_file", True)
+    if not isinstance(require_daily_file, bool):
+        raise SchemaError(f"require_daily_file: expected true or false, got {require_daily_file!r}")
+    return FileEntity(
+        name=name,
+        key=keys,
+        schema=schema,
+        formats=formats,
+        inbox=inbox,
+        require_daily_file=require_daily_file,
+    )
+
+
+def _file_format(path: str, options: Mapping[str, Any], defaults: FileFormat) -> FileFormat:
+    unknown = sorted(set(options) - set(_FORMAT_KEYS))
+    if unknown:
+        raise SchemaError(f"{path}{unknown[0]}: unknown setting; a format takes {', '.join(_FORMAT_KEYS)}")
+    kind = options.get("format", defaults.kind)
+    if kind not in FORMATS:
+        raise SchemaError(f"{path}format: {kind!r} is not one of {', '.join(FORMATS)}")
+    delimiter = options.get("delimiter", defaults.delimiter)
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
+        raise SchemaError(f"{path}delimiter: {delimiter!r} must be one character (not a quote or newline)")
+    encoding = options.get("encoding", defaults.encoding)
+    try:
+        codecs.lookup(str(encoding))
+    except LookupError:
+        raise SchemaError(f"{path}encoding: {encoding!r} is not a known encoding (utf-8, latin-1, cp1252...)") from None
+    header = options.get("header", defaults.header)
+    if not isinstance(header, bool):
+        raise SchemaError(f"{path}header: expected true or false, got {header!r}")
+    not_csv = sorted({"delimiter", "header"} & set(options))
+    if kind != "csv" and not_csv:
+        raise SchemaError(f"{path}{not_csv[0]}: only for format csv, not {kind}")
+    if kind == "parquet" and "encoding" in options:
+        raise SchemaError(f"{path}encoding: Parquet has no text encoding to declare")
+    return FileFormat(kind=kind, delimiter=delimiter, encoding=str(encoding), header=header)
 
 
 @dataclass
@@ -156,11 +272,15 @@ class _FileReader:
     ) -> None:
         self.entity, self.lake, self.partner, self.path = entity, lake, partner, path
         self.quarantine, self.context, self.result = quarantine, context, result
-        self.file_format = entity.partners[partner]
+        self.layout = entity.formats[partner]
+        self.file_format = self.layout.kind
         self.name = posixpath.basename(path)
         self.url = lake.url(path)
         self.converter = RecordConverter(entity.schema, entity.key, limits, empty_is_null=self.file_format == "csv")
-        self.columns = self._columns()
+        try:
+            self.columns = self._columns()
+        except UnicodeDecodeError as error:
+            raise self._unreadable(error) from None
         where = f"file {self.url}"
         entity.schema.check_required([name for name in self.columns if name != PARTNER_COLUMN], where)
         self.extra_columns = [
@@ -177,13 +297,35 @@ class _FileReader:
         return _file_schema(self.entity, self.extra_columns)
 
     def _columns(self) -> list[str]:
+        """The file's columns: Parquet's schema, the CSV header (the declared columns when it has none), or every
+        key the JSON lines' objects use, in first-seen order (a first pass over the file: keys only in memory)."""
         import pyarrow.parquet as pq
 
+        if self.file_format == "csv" and not self.layout.header:
+            return list(self.entity.schema.columns)
         with self.lake.fs.open(self.lake.path(self.path), "rb") as handle:
             if self.file_format == "parquet":
                 return pq.ParquetFile(handle).schema_arrow.names
-            header = handle.readline().decode("utf-8-sig")
-        return next(csv.reader(io.StringIO(header)), [])
+            text = io.TextIOWrapper(handle, encoding=_python_encoding(self.layout.encoding), newline="")
+            if self.file_format == "csv":
+                return next(csv.reader([text.readline()], delimiter=self.layout.delimiter), [])
+            seen: dict[str, None] = {}
+            for line in text:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # quarantined, with its line, when the rows are read
+                if isinstance(record, dict):
+                    seen.update(dict.fromkeys(record))
+            return list(seen)
+
+    def _unreadable(self, error: Exception) -> FileDropError:
+        if isinstance(error, UnicodeDecodeError) or "utf8" in str(error).lower().replace("-", ""):
+            return FileDropError(
+                f"file {self.url} from partner {self.partner!r} is not {self.layout.encoding} text ({error}): declare "
+                f"the encoding it is written in (encoding: latin-1, cp1252...) for this partner in the source config"
+            )
+        return FileDropError(f"file {self.url} cannot be read as {self.file_format}: {error}")
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
@@ -227,10 +369,32 @@ class _FileReader:
             with self.lake.fs.open(self.lake.path(self.path), "rb") as handle:
                 if self.file_format == "parquet":
                     yield from self._parquet_records(handle)
+                elif self.file_format == "jsonl":
+                    yield from self._jsonl_records(handle)
                 else:
                     yield from self._csv_records(handle)
         except (pa.ArrowInvalid, UnicodeDecodeError) as unreadable:
-            raise FileDropError(f"file {self.url} cannot be read as {self.file_format}: {unreadable}") from unreadable
+            raise self._unreadable(unreadable) from unreadable
+
+    def _jsonl_records(self, handle: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        """One JSON object a line; a line that is not one is quarantined with its number (blank lines are skipped)."""
+        text = io.TextIOWrapper(handle, encoding=_python_encoding(self.layout.encoding), newline="")
+        for number, line in enumerate(text, start=1):
+            if not line.strip():
+                continue
+            location = f"file {self.url}, line {number}"
+            try:
+                record = json.loads(line)
+            except ValueError as error:
+                self.result.source_rows += 1
+                self.quarantine.add(location=location, reason=f"not JSON: {error}", record=line.rstrip("\r\n"))
+                continue
+            if not isinstance(record, dict):
+                self.result.source_rows += 1
+                reason = f"a JSON {type(record).__name__}, not an object"
+                self.quarantine.add(location=location, reason=reason, record=line.rstrip("\r\n"))
+                continue
+            yield location, record
 
     def _parquet_records(self, handle: Any) -> Iterator[tuple[str, dict[str, Any]]]:
         import pyarrow.parquet as pq
@@ -251,10 +415,17 @@ class _FileReader:
             invalid.append(row)  # quarantined below, with its line: never dropped
             return "skip"
 
+        layout = self.layout
         reader = pa_csv.open_csv(
             handle,
-            read_options=pa_csv.ReadOptions(block_size=4 * 1024 * 1024, use_threads=False),
-            parse_options=pa_csv.ParseOptions(invalid_row_handler=keep_invalid),
+            read_options=pa_csv.ReadOptions(
+                block_size=4 * 1024 * 1024,
+                use_threads=False,
+                # pyarrow decodes UTF-8 (and skips a byte-order mark) natively; other codecs go through Python's.
+                encoding="utf8" if codecs.lookup(layout.encoding).name == "utf-8" else layout.encoding,
+                column_names=None if layout.header else self.columns,
+            ),
+            parse_options=pa_csv.ParseOptions(delimiter=layout.delimiter, invalid_row_handler=keep_invalid),
             # Everything as text: typing is the converter's job, so a bad value is one quarantined row, not a
             # failed file; "" stays "" and means null (CSV has nothing else).
             convert_options=pa_csv.ConvertOptions(
@@ -263,7 +434,7 @@ class _FileReader:
                 quoted_strings_can_be_null=False,
             ),
         )
-        line = 1  # the header; one record per line (the partners' CSVs have no embedded newlines)
+        line = 1 if layout.header else 0  # one record per line (the partners' CSVs have no embedded newlines)
         invalid_lines: set[int] = set()
         for batch in reader:
             # The handler saw the block's invalid rows before the batch came out: skip their lines when numbering.
@@ -283,8 +454,13 @@ class _FileReader:
             self.result.source_rows += 1
             self.quarantine.add(
                 location=f"file {self.url}, line {row.number}",
-                reason=f"{row.actual_columns} field(s) where the header has {row.expected_columns}",
+                reason=f"{row.actual_columns} field(s) where the file has {row.expected_columns} column(s)",
                 record=row.text,
             )
         invalid.clear()
         return lines
+
+
+def _python_encoding(encoding: str) -> str:
+    """UTF-8 read as ``utf-8-sig``: a byte-order mark some spreadsheet exports put first is not part of the header."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding

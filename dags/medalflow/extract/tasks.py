@@ -3,11 +3,19 @@
 Each raw dataset is one task with one outlet Asset (:func:`medalflow.assets.raw_asset`); its event ``extra`` carries
 the data interval (so the medallion run knows what landed), the rows written and the records quarantined. Heavy
 imports (requests, pyarrow) happen inside the callables, at run time.
+
+The factories wrap each callable in :func:`explain_failures`: whatever goes wrong, the task fails with an
+:class:`ExtractionError` naming source, entity, connection id and config file, saying what to fix, with the original
+error kept as its cause and no credentials in the message.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import re
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +23,14 @@ from airflow.sdk import BaseHook, get_current_context, task
 
 from medalflow import intervals
 from medalflow.assets import raw_asset
-from medalflow.extract.config import SourceGroup, load_source_group
+from medalflow.extract.config import (
+    DOCS,
+    SourceGroup,
+    connection_locations,
+    display_path,
+    load_source_group,
+    secrets_lookup_pattern,
+)
 from medalflow.extract.metadata import IngestionContext
 from medalflow.lake import Lake
 from medalflow.settings import get_settings
@@ -98,7 +113,7 @@ def sql_extraction_tasks(group: SourceGroup) -> list[Any]:
             task_id=f"extract_{entity_name}",
             outlets=[raw_asset(group.name, entity_name)],
             doc_md=f"Changes of `{group.name}.{entity_name}` in the data interval -> raw Parquet.",
-        )(extract_sql_entity)(group.name, entity_name)
+        )(explain_failures(extract_sql_entity))(group.name, entity_name)
         for entity_name in group.entities
     ]
 
@@ -111,7 +126,7 @@ def rest_extraction_tasks(group: SourceGroup) -> dict[str, Any]:
             task_id=f"extract_{entity_name}",
             outlets=[raw_asset(group.name, entity_name)],
             doc_md=f"`{group.name}.{entity_name}` from `{entity.path}` for the data interval -> raw Parquet.",
-        )(extract_rest_entity)(group.name, entity_name)
+        )(explain_failures(extract_rest_entity))(group.name, entity_name)
         for entity_name, entity in group.entities.items()
     }
     for entity_name, entity in group.entities.items():
@@ -127,6 +142,128 @@ def file_extraction_tasks(group: SourceGroup) -> dict[str, Any]:
             task_id=f"extract_{entity_name}",
             outlets=[raw_asset(group.name, entity_name)],
             doc_md=f"`{group.name}.{entity_name}` files of the interval's day from the inbox -> raw Parquet.",
-        )(extract_file_entity)(group.name, entity_name)
+        )(explain_failures(extract_file_entity))(group.name, entity_name)
         for entity_name in group.entities
     }
+
+
+# --- failures that say what to fix ----------------------------------------------------------------------------------
+
+
+class ExtractionError(RuntimeError):
+    """An extraction task failed. The message names source, entity, connection and config and says what to fix; the
+    original exception is the ``__cause__`` (its traceback follows in the log)."""
+
+
+# user:password@ in a URL, and password=... style pairs: connection URIs and DSNs carry credentials.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@", re.IGNORECASE)
+_SECRET_PAIRS = re.compile(
+    r"(?P<name>password|passwd|pwd|token|access_token|api_key|apikey|secret|client_secret)(?P<sep>[\"']?\s*[=:]\s*)"
+    r"(?P<value>[\"']?)[^\s&;,\"']+(?P=value)",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` without the credentials it may carry: URL passwords, ``password=...`` pairs, the given secrets."""
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    text = _URL_CREDENTIALS.sub(lambda match: f"{match['scheme']}{match['user']}:***@", text)
+    return _SECRET_PAIRS.sub(lambda match: f"{match['name']}{match['sep']}***", text)
+
+
+def _connection_secrets(conn_id: str | None) -> list[str]:
+    """The connection's password and extra values, to keep them out of the message (when it exists at all)."""
+    if not conn_id:
+        return []
+    try:
+        connection = BaseHook.get_connection(conn_id)
+    except Exception:  # a missing connection has no secrets to hide
+        return []
+    values = [connection.password or ""]
+    with contextlib.suppress(Exception):  # an extra that is not JSON holds no secret read from it
+        values += [str(value) for value in (connection.extra_dejson or {}).values()]
+    return [value for value in values if value]
+
+
+def _classes(error: BaseException) -> set[str]:
+    """Names of the error's classes: matched by name so the kind modules stay free to move them."""
+    return {cls.__name__ for cls in type(error).__mro__}
+
+
+def what_to_fix(error: BaseException, source: str, entity: str, conn_id: str | None, config: str) -> str:
+    """What an operator does about ``error``, in one or two sentences."""
+    names = _classes(error)
+    if "AirflowNotFoundException" in names and conn_id:
+        variable, secret = connection_locations(conn_id)
+        pattern = secrets_lookup_pattern()
+        lookup = (
+            ""
+            if re.match(pattern, conn_id, re.IGNORECASE)
+            else f"; on MWAA only ids matching {pattern} are looked up, so rename the connection (conn_id in {config})"
+        )
+        return (
+            f"the Airflow connection {conn_id!r} does not exist: create it, locally as the environment variable "
+            f"{variable} (a JSON value), on MWAA as the Secrets Manager secret {secret} (a JSON value); the format "
+            f"of each kind is in {DOCS}#connections{lookup}"
+        )
+    if "SourceConfigError" in names:
+        return f"fix {config} as the message says (every key is described in {DOCS})"
+    if "TooManyBadRecordsError" in names:
+        return (
+            f"read the rejected records in quarantine/{source}/{entity}/ (each names its field and reason), then fix "
+            f"the source or the declared types in {config}; raise max_bad_ratio there only if such records are expected"
+        )
+    if "SchemaError" in names:
+        return (
+            f"the source no longer delivers what {config} declares for {entity!r}: fix the source or the columns there"
+        )
+    if "FileDropError" in names:
+        return f"have the partner drop the file, or set require_daily_file: false for {entity!r} in {config}"
+    if names & {"ConnectionError", "TimeoutError", "ApiError", "SourceConnectionError", "OperationalError"}:
+        where = f"the connection {conn_id!r}" if conn_id else "the lake (MEDALFLOW_LAKE_URI)"
+        return f"check that the source is up and that {where} has the right host, port and credentials"
+    return "see the cause below; once fixed, rerun the task (a failed run landed nothing for its interval)"
+
+
+# Exceptions that tell Airflow what to do with the task (skip it, defer it, stop on a timeout, fail without retrying):
+# passed through untouched, or Airflow would see a plain failure instead.
+_AIRFLOW_CONTROL_FLOW = frozenset(
+    {
+        "AirflowSkipException",
+        "AirflowRescheduleException",
+        "AirflowFailException",
+        "AirflowTaskTimeout",
+        "AirflowTaskTerminated",
+        "TaskDeferred",
+        "DownstreamTasksSkipped",
+    }
+)
+
+
+def explain_failures(extract: Callable[[str, str], dict[str, Any]]) -> Callable[[str, str], dict[str, Any]]:
+    """Wrap a task callable ``(group_name, entity_name)`` so that any failure names its source, entity, connection
+    and config, and says what to fix. The original error stays the cause; credentials are redacted."""
+
+    @functools.wraps(extract)
+    def explained(group_name: str, entity_name: str) -> dict[str, Any]:
+        try:
+            return extract(group_name, entity_name)
+        except Exception as error:
+            if _classes(error) & _AIRFLOW_CONTROL_FLOW:
+                raise
+            conn_id, config = None, f"{group_name}.yml"
+            try:
+                group = load_source_group(group_name)
+                conn_id, config = group.conn_id, display_path(group.path) if group.path else config
+            except Exception:  # a broken config is what the message reports; it cannot add context
+                pass
+            text = redact(str(error), _connection_secrets(conn_id))
+            raise ExtractionError(
+                f"source {group_name!r}, entity {entity_name!r}, connection {conn_id or 'none (reads the lake)'!s}, "
+                f"config {config}: {type(error).__name__}: {text}\n"
+                f"What to do: {what_to_fix(error, group_name, entity_name, conn_id, config)}"
+            ) from error
+
+    return explained

@@ -1,17 +1,26 @@
 {{ config(partitioned_by=['cash_year', 'cash_month']) }}
 {#- Monthly cash flow for BI, in BRL: money in (customers' settled payments) and out (settled payments to suppliers,
-    converted at the FX rate as of the day they were paid), by the month the money moved. -#}
+    converted at the FX rate as of the day they were paid), by the month the money moved. Read from the correlated
+    fact, which carries each order's inbound and outbound payment already in BRL: one settled payment per order and
+    direction becomes one row here (lineage: this mart -> fct_order_correlated -> silver -> bronze -> raw). -#}
 
 with settled_payments as (
 
     select
-        payments.payment_direction,
-        payments.paid_at,
-        {{ to_brl('payments.amount', 'payments.currency_code', 'fx.fx_rate') }} as amount_brl
-    from {{ ref('slv_payments') }} as payments
-    left join {{ ref('slv_fx_rates') }} as fx
-        on {{ fx_rate_valid_on('fx', 'payments.currency_code', 'cast(payments.paid_at as date)') }}
-    where payments.payment_status = 'settled'
+        'inbound' as payment_direction,
+        inbound_paid_at as paid_at,
+        inbound_amount_brl as amount_brl
+    from {{ ref('fct_order_correlated') }}
+    where inbound_payment_status = 'settled'
+
+    union all
+
+    select
+        'outbound' as payment_direction,
+        outbound_paid_at as paid_at,
+        outbound_amount_brl as amount_brl
+    from {{ ref('fct_order_correlated') }}
+    where outbound_payment_status = 'settled'
 
 )
 

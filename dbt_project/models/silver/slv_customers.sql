@@ -1,6 +1,8 @@
 {{ config(unique_key='customer_id') }}
-{#- Current state of every customer, PII hashed or masked: e-mail and CPF/CNPJ become deterministic hashes (they
-    still join and count distinct), the phone keeps its last four digits, the name is dropped. Deletes stay as soft
+{#- Current state of every customer, PII protected: e-mail, CPF/CNPJ and phone become keyed hashes (HMAC-SHA256 of
+    the normalised value, macros/pii.sql: they still join and count distinct), the phone also keeps its last four
+    digits for support, the name is dropped. The e-mail's domain is hashed too: a company's domain spells its name and
+    a person's own domain can name them; hashed, customers still group by domain. Deletes stay as soft
     deletes. History of these rows is kept by the snapshot snp_customers (SCD2). -#}
 
 with changes as (
@@ -21,9 +23,10 @@ latest_change as (
 select
     latest_change.customer_id,
     {{ pii_hash(normalized_email('latest_change.email')) }} as email_hash,
-    {{ dbt.split_part('latest_change.email', "'@'", 2) }} as email_domain,
+    {{ pii_hash(dbt.split_part(normalized_email('latest_change.email'), "'@'", 2)) }} as email_domain_hash,
     {{ pii_hash(digits_only('latest_change.tax_id')) }} as tax_id_hash,
     case when {{ dbt.length(digits_only('latest_change.tax_id')) }} = 14 then 'CNPJ' else 'CPF' end as tax_id_kind,
+    {{ pii_hash(digits_only('latest_change.phone')) }} as phone_hash,
     {{ mask_tail('latest_change.phone') }} as phone_masked,
     latest_change.city,
     latest_change.state_code,

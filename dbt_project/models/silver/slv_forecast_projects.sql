@@ -1,5 +1,6 @@
 {{ config(materialized='table') }}
-{#- The planning projects of the latest weekly forecast snapshot (a snapshot replaces the previous one whole). -#}
+{#- The planning projects of the latest weekly forecast snapshot (a snapshot replaces the previous one whole). The
+    owner is an employee's name (PII): kept as a keyed hash, so projects still group by owner. -#}
 
 with snapshots as (
 
@@ -13,7 +14,7 @@ with snapshots as (
 select
     project_id,
     project_name,
-    project_owner,
+    {{ pii_hash(normalized_name('project_owner')) }} as project_owner_hash,
     created_at,
     ingestion_date as snapshot_date
 from snapshots

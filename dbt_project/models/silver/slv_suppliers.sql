@@ -1,5 +1,6 @@
 {{ config(unique_key='supplier_id') }}
-{#- Current state of every supplier; deletes stay as soft deletes. -#}
+{#- Current state of every supplier; deletes stay as soft deletes. The contact e-mail is a keyed hash (PII: a
+    contact address may name a person). -#}
 
 with changes as (
 
@@ -21,7 +22,7 @@ select
     latest_change.supplier_name,
     latest_change.country_code,
     latest_change.currency_code,
-    latest_change.contact_email,
+    {{ pii_hash(normalized_email('latest_change.contact_email')) }} as contact_email_hash,
     latest_change.created_at,
     latest_change.updated_at,
     latest_change.deleted_at,

@@ -28,7 +28,7 @@ from medalflow_demo.world import (
 
 START = date(2026, 1, 1)
 END = date(2026, 3, 1)
-DAGS_DIR = Path(__file__).resolve().parents[3] / "dags"
+TOOLS_DIR = Path(__file__).resolve().parents[3] / "tools"
 
 
 def _serialise(value: object) -> str:
@@ -79,7 +79,7 @@ def test_data_does_not_depend_on_the_process(world: World) -> None:
     """Another interpreter, with another string-hash salt, produces the same bytes."""
     helper = (
         "import sys\n"
-        f"sys.path.insert(0, {str(DAGS_DIR)!r})\n"
+        f"sys.path.insert(0, {str(TOOLS_DIR)!r})\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from datetime import date\n"
         "from medalflow_demo.world import DemoConfig, generate\n"

@@ -1,15 +1,17 @@
-"""File drops from the inbox into raw: conversion, validation, quarantine, originals kept, reruns, S3 on moto."""
+"""File drops from the inbox into raw: conversion, validation, quarantine, originals kept, reruns, S3 on moto; CSV
+options (delimiter, encoding, header), JSON lines, and the declaration of each."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pyarrow.parquet as pq
 import pytest
 
 from medalflow.extract.config import load_source_group
-from medalflow.extract.files import FileDropError, extract_file_drops
+from medalflow.extract.files import FileDropError, FileEntity, FileFormat, extract_file_drops, parse_file_entity
 from medalflow.extract.metadata import METADATA_COLUMNS, IngestionContext
 from medalflow.extract.quarantine import Limits, TooManyBadRecordsError
 from medalflow.extract.schema import SchemaError
@@ -194,3 +196,148 @@ def test_files_on_s3_go_through_the_same_code(s3_lake_uri, world):
     assert written[0].startswith("s3://")
     assert len(quarantined(lake)) == 2
     assert all(lake.fs.exists(url) for url in written)
+
+
+# --- formats and their options, declared per entity or per partner ------------------------------------------------
+
+GOODS_COLUMNS = {"item_id": "bigint", "name": "string", "price": "decimal(10,2)", "updated_at": "timestamp"}
+
+
+def goods(partners: dict, **options) -> FileEntity:
+    return parse_file_entity(
+        "files", "goods", {"key": "item_id", "columns": GOODS_COLUMNS, "partners": partners, **options}
+    )
+
+
+def drop(lake: Lake, partner: str, name: str, content: bytes) -> str:
+    path = f"inbox/{partner}/goods/{DAY}/{name}"
+    lake.fs.makedirs(lake.path(path).rsplit("/", 1)[0], exist_ok=True)
+    lake.fs.pipe_file(lake.path(path), content)
+    return path
+
+
+def land_goods(lake: Lake, entity: FileEntity, max_bad_ratio: float = 0.75) -> dict:
+    context = IngestionContext("files", "run-1", datetime(2026, 1, 13, 0, 5, tzinfo=UTC))
+    return extract_file_drops(entity, lake, DAY, context, Limits(max_bad_ratio=max_bad_ratio))
+
+
+def goods_rows(lake: Lake, partner: str, stem: str) -> list[tuple]:
+    rows = read(lake, f"raw/files/goods/ingestion_date={DAY}/{partner}-{stem}.parquet")
+    return [(row["item_id"], row["name"], row["price"], row["updated_at"], row["partner"]) for row in rows]
+
+
+def goods_quarantine(lake: Lake) -> list[dict]:
+    path = lake.path(f"quarantine/files/goods/ingestion_date={DAY}/run-1.jsonl")
+    with lake.fs.open(path, "rb") as handle:
+        return [json.loads(line) for line in handle.read().splitlines()]
+
+
+def test_csv_with_a_declared_delimiter_and_a_windows_encoding(lake):
+    entity = goods({"lojas": {"format": "csv", "delimiter": ";", "encoding": "cp1252"}})
+    content = "item_id;name;price;updated_at\n1;Café São João;12,50;2026-01-12T08:00:00\n".replace("12,50", "12.50")
+    drop(lake, "lojas", "goods.csv", content.encode("cp1252"))
+    result = land_goods(lake, entity)
+    assert result["rows"] == 1
+    assert goods_rows(lake, "lojas", "goods") == [
+        (1, "Café São João", Decimal("12.50"), datetime(2026, 1, 12, 8), "lojas")
+    ]
+
+
+def test_csv_without_a_header_takes_the_declared_column_order(lake):
+    entity = goods({"lojas": "csv"}, header=False, delimiter="|", encoding="latin-1")
+    lines = ["1|Pão|3.20|2026-01-12T08:00:00", "2|Maçã|1.10", "3|Açaí|7.00|2026-01-12T09:30:00"]
+    drop(lake, "lojas", "goods.csv", ("\n".join(lines) + "\n").encode("latin-1"))
+    result = land_goods(lake, entity)
+    assert [row[:2] for row in goods_rows(lake, "lojas", "goods")] == [(1, "Pão"), (3, "Açaí")]
+    (entry,) = goods_quarantine(lake)
+    assert entry["location"].endswith("goods.csv, line 2")  # no header: the first line is the first row
+    assert "3 field(s) where the file has 4 column(s)" in entry["reason"]
+    assert result["rows"] + result["quarantined"] == result["source_total"] == 3
+
+
+def test_json_lines_land_typed_and_bad_lines_are_quarantined_with_their_line(lake):
+    entity = goods({"mercado": "jsonl"})
+    lines = [
+        '{"item_id": 1, "name": "Arroz", "price": 5.5, "updated_at": "2026-01-12T08:00:00", "origin": "GO"}',
+        "",
+        '{"item_id": 2, "name": "Feijão", "price": "abc", "updated_at": "2026-01-12T08:00:00"}',
+        "{not json",
+        "[1, 2]",
+        '{"item_id": 3, "name": "Milho", "updated_at": "2026-01-12T10:00:00"}',
+    ]
+    drop(lake, "mercado", "goods.jsonl", ("\n".join(lines) + "\n").encode())
+    result = land_goods(lake, entity)
+    rows = read(lake, f"raw/files/goods/ingestion_date={DAY}/mercado-goods.parquet")
+    assert [(row["item_id"], row["price"], row["origin"]) for row in rows] == [
+        (1, Decimal("5.50"), "GO"),
+        (3, None, None),  # a key the object leaves out is null; a key only some objects have passes as text
+    ]
+    reasons = {entry["location"].rsplit(", ", 1)[1]: entry for entry in goods_quarantine(lake)}
+    assert sorted(reasons) == ["line 3 (item_id=2)", "line 4", "line 5"]
+    assert reasons["line 3 (item_id=2)"]["field"] == "price"
+    assert "not JSON" in reasons["line 4"]["reason"]
+    assert "a JSON list, not an object" in reasons["line 5"]["reason"]
+    assert result["rows"] + result["quarantined"] == result["source_total"] == 5
+
+
+@pytest.mark.parametrize(
+    ("partner", "name", "content"),
+    [
+        ("lojas", "goods.csv", "item_id,name,price,updated_at\n1,Café,1.00,2026-01-12T08:00:00\n"),
+        ("lojas", "goods.csv", "item_id,descrição,name,price,updated_at\n1,x,Café,1.00,2026-01-12T08:00:00\n"),
+        ("mercado", "goods.jsonl", '{"item_id": 1, "name": "Café", "price": 1, "updated_at": "2026-01-12"}\n'),
+    ],
+    ids=["csv-body", "csv-header", "jsonl"],
+)
+def test_a_file_in_another_encoding_than_declared_fails_naming_the_file(lake, partner, name, content):
+    entity = goods({"lojas": "csv", "mercado": "jsonl"}, require_daily_file=False)
+    drop(lake, partner, name, content.encode("cp1252"))
+    with pytest.raises(
+        FileDropError,
+        match=rf"file .*/{partner}/goods/{DAY}/{name} from partner '{partner}' is not "
+        r"utf-8 text .*declare the encoding it is written in",
+    ):
+        land_goods(lake, entity)
+    assert not lake.list_files("raw")
+
+
+def test_partner_options_override_the_entity_defaults(lake):
+    entity = goods(
+        {"lojas": "csv", "matriz": {"format": "csv", "delimiter": ",", "encoding": "utf-8"}, "web": "parquet"},
+        delimiter=";",
+        encoding="cp1252",
+    )
+    assert entity.formats["lojas"] == FileFormat("csv", ";", "cp1252", True)
+    assert entity.formats["matriz"] == FileFormat("csv", ",", "utf-8", True)
+    assert entity.partners == {"lojas": "csv", "matriz": "csv", "web": "parquet"}
+
+
+def test_without_require_daily_file_a_missing_file_lands_an_empty_partition(lake):
+    result = land_goods(lake, goods({"lojas": "csv"}, require_daily_file=False))
+    assert result["rows"] == 0
+    assert lake.list_files(f"raw/files/goods/ingestion_date={DAY}") == [
+        f"raw/files/goods/ingestion_date={DAY}/empty.parquet"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"partners": {"lojas": "xml"}}, "partners.lojas.format: 'xml' is not one of csv, parquet, jsonl"),
+        ({"partners": {"lojas": {"format": "csv", "delimiter": ";;"}}}, "partners.lojas.delimiter: ';;' must be one"),
+        ({"partners": {"lojas": {"format": "csv", "sep": ";"}}}, "partners.lojas.sep: unknown setting"),
+        ({"partners": {"web": {"format": "parquet", "header": False}}}, "partners.web.header: only for format csv"),
+        ({"encoding": "klingon"}, "encoding: 'klingon' is not a known encoding"),
+        ({"header": "no"}, "header: expected true or false"),
+        ({"require_daily_file": "yes"}, "require_daily_file: expected true or false"),
+        ({"inbox": "inbox/{partner}/{date}"}, "inbox: 'inbox/{partner}/{date}' may only use"),
+        ({"formats": {}}, "formats: unknown setting"),
+        ({"partners": None}, "partners: expected a mapping"),
+    ],
+)
+def test_declaration_mistakes_name_the_key_first(spec, message):
+    with pytest.raises(SchemaError) as raised:
+        parse_file_entity(
+            "files", "goods", {"key": "item_id", "columns": GOODS_COLUMNS, "partners": {"lojas": "csv"}, **spec}
+        )
+    assert str(raised.value).startswith(message)

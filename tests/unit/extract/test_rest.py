@@ -33,7 +33,7 @@ def fast_settings(**overrides) -> RestSettings:
     """The partner's settings with small pages (several per day) and short waits."""
     options = {
         **PARTNER.options,
-        "page_size": 100,
+        "pagination": {**PARTNER.options["pagination"], "page_size": 100},
         "backoff_seconds": 0.05,
         "max_backoff_seconds": 0.2,
         "timeout_seconds": 5,
