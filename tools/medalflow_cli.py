@@ -1,5 +1,5 @@
 """Command line for the project's own tooling on a laptop: ``python -m medalflow_cli <command>`` (dbt, sqlfluff,
-demo, extract, pii-scan, lineage).
+demo, extract, pii-scan, lineage, catalog).
 
 The Makefile calls it; it runs dbt and sqlfluff from dbt's own virtualenv with the project's settings, the demo, and
 extractions by hand through Airflow. It never ships to MWAA (only dags/ and plugins/ do).
@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Generator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -125,30 +123,6 @@ def failed_tasks(run: Any) -> list[str]:
         return sorted(ti.task_id for ti in instances if str(ti.state).lower().endswith(("failed", "upstream_failed")))
 
 
-@contextmanager
-def output_to_log(log_path: Path) -> Generator[TextIO]:
-    """Everything written to the process's stdout and stderr (Airflow's and the tasks' logs) goes to ``log_path``;
-    yields a handle on the terminal for the command's own lines."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved_out, saved_err = os.dup(1), os.dup(2)
-    console = os.fdopen(os.dup(1), "w", buffering=1)
-    with open(log_path, "ab") as log_file:
-        os.dup2(log_file.fileno(), 1)
-        os.dup2(log_file.fileno(), 2)
-        try:
-            yield console
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved_out, 1)
-            os.dup2(saved_err, 2)
-            os.close(saved_out)
-            os.close(saved_err)
-            console.close()
-
-
 def task_errors(log_text: str) -> list[str]:
     """The extraction errors a run's log holds (message and what to do), each once, in order."""
     lines, found = log_text.splitlines(), {}
@@ -172,6 +146,7 @@ def run_extraction(
     landed or why it failed."""
     group = find_source(source)
     from medalflow.extract.dags import build_extraction_dag
+    from medalflow_console import output_to_log
 
     dag = build_extraction_dag(group)
     intervals = manual_intervals(dag.timetable, start, end)
@@ -183,7 +158,7 @@ def run_extraction(
     for task in dag.tasks:
         task.retries = 0  # by hand: report at once; rerunning the command is the retry
     with contextlib.ExitStack() as stack:
-        console = stack.enter_context(output_to_log(log_path)) if log_path else sys.stdout
+        console = stack.enter_context(output_to_log(log_path, show_tail_on_failure=False)) if log_path else sys.stdout
         where = f" (Airflow's output: {log_path})" if log_path else ""
         out = out or console
         print(f"{group.dag_id}: {len(intervals)} interval(s) of its {group.dag.schedule} schedule{where}", file=out)
@@ -262,6 +237,20 @@ def run_lineage(asset: str, out_dir: Path = LINEAGE_DIR, out: TextIO | None = No
     return 0
 
 
+def run_catalog(query: str, out: TextIO | None = None) -> int:
+    """Search the data catalog (models, columns, raw datasets, DAGs, tasks), or list every asset with its schema."""
+    from medalflow.governance.catalog import project_catalog, render_listing, render_search
+
+    out = out or sys.stdout
+    try:
+        catalog = project_catalog()
+    except FileNotFoundError as error:
+        print(f"medalflow catalog: {error.args[0]}", file=sys.stderr)
+        return 2
+    out.write(render_search(catalog.search(query), query) if query.strip() else render_listing(catalog))
+    return 0
+
+
 def parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -300,6 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     lineage.add_argument("asset", help="a dbt model's name or unique id, e.g. agg_monthly_cash_flow")
     lineage.add_argument("--out", type=Path, default=LINEAGE_DIR, help=f"where the pictures go ({LINEAGE_DIR})")
+    catalog = commands.add_parser(
+        "catalog", help="search models, columns, raw datasets, DAGs and tasks (any case, accents optional)"
+    )
+    catalog.add_argument("query", nargs="?", default="", help='e.g. "risco cambial"; without it, list every asset')
     options = parser.parse_args(argv)
 
     if options.command == "dbt":
@@ -308,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_sqlfluff()
     if options.command == "lineage":
         return run_lineage(options.asset, options.out)
+    if options.command == "catalog":
+        return run_catalog(options.query)
     if options.command == "pii-scan":
         return run_pii_scan(options.threshold, options.partitions)
     if options.command == "extract":

@@ -22,49 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from medalflow.settings import PROJECT_ROOT, get_settings
+from medalflow_console import output_to_log, progress
 
 log = logging.getLogger(__name__)
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 DEMO_DIR = PROJECT_ROOT / ".local"
-
-
-_console = sys.stdout
-
-
-def progress(message: str) -> None:
-    print(f"==> {message}", file=_console, flush=True)
-
-
-@contextmanager
-def output_to_log(log_path: Path) -> Generator[None]:
-    """Send everything written to stdout/stderr, Airflow's and dbt's subprocesses' too, to a log file; progress lines
-    and the summary still reach the terminal. On failure the log's last lines are shown."""
-    global _console
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved_out, saved_err = os.dup(1), os.dup(2)
-    _console = os.fdopen(os.dup(1), "w", buffering=1)
-    with open(log_path, "ab") as log_file:
-        os.dup2(log_file.fileno(), 1)
-        os.dup2(log_file.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            sys.stdout.flush()
-            tail = log_path.read_text(errors="replace").splitlines()[-40:]
-            print("\n".join(["", f"--- last lines of {log_path} ---", *tail, ""]), file=_console, flush=True)
-            raise
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved_out, 1)
-            os.dup2(saved_err, 2)
-            os.close(saved_out)
-            os.close(saved_err)
-            _console.close()
-            _console = sys.stdout
 
 
 @dataclass(frozen=True)

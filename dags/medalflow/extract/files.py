@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from medalflow.extract.metadata import METADATA_COLUMNS, IngestionContext, metadata_fields, with_metadata
 from medalflow.extract.quarantine import Limits, Quarantine, RecordConverter, RecordProblem
-from medalflow.extract.schema import DeclaredSchema, SchemaError
+from medalflow.extract.schema import DeclaredSchema, SchemaError, parse_declared_entity
 from medalflow.lake import RAW_ZONE, Lake, partition_path
 
 if TYPE_CHECKING:
@@ -105,26 +105,7 @@ def parse_file_entity(source: str, name: str, spec: Mapping[str, Any]) -> FileEn
     with ``{partner}``, ``{entity}``, ``{day}``) and ``require_daily_file`` (default true) are optional.
     A :class:`SchemaError` names the key at fault first (``partners.oceanic.delimiter: ...``).
     """
-    if not isinstance(spec, Mapping):
-        raise SchemaError(f"expected a mapping of settings, got {type(spec).__name__}")
-    unknown = sorted(set(spec) - _FILE_KEYS)
-    if unknown:
-        raise SchemaError(f"{unknown[0]}: unknown setting; a files entity takes {', '.join(sorted(_FILE_KEYS))}")
-    for required in ("key", "columns", "partners"):
-        if required not in spec:
-            raise SchemaError(f"{required}: missing; a files entity needs key, columns and partners")
-    columns = spec["columns"]
-    if not isinstance(columns, Mapping) or not columns:
-        raise SchemaError("columns: expected a mapping of column name to type")
-    schema = DeclaredSchema(source, name, dict(columns))
-    try:
-        schema.arrow_schema()
-    except SchemaError as problem:
-        raise SchemaError(f"columns: {problem}") from None
-    key = spec["key"]
-    keys = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, list) else ()
-    if not keys or not all(isinstance(column, str) and column in columns for column in keys):
-        raise SchemaError(f"key: expected declared column(s), got {key!r}")
+    schema, keys = parse_declared_entity("files", source, name, spec, _FILE_KEYS, ("key", "columns", "partners"))
     defaults = _file_format("", {name: spec[name] for name in _FORMAT_KEYS if name in spec}, FileFormat())
     partners = spec["partners"]
     if not isinstance(partners, Mapping) or not partners:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -86,3 +86,37 @@ class DeclaredSchema:
                     ) from error
             arrays.append(column)
         return pa.RecordBatch.from_arrays(arrays, schema=target)
+
+
+def parse_declared_entity(
+    kind: str, source: str, name: str, spec: Any, allowed: set[str] | frozenset[str], required: tuple[str, ...]
+) -> tuple[DeclaredSchema, tuple[str, ...]]:
+    """What every entity of the SQL and file kinds declares, checked the same way: only ``allowed`` settings, the
+    ``required`` ones present, ``columns`` (name: type) typed, ``key`` one declared column or a list of them.
+
+    Raises :class:`SchemaError` whose message starts with the setting at fault (the config loader puts the file and
+    the entity in front)."""
+    if not isinstance(spec, Mapping):
+        raise SchemaError(f"expected a mapping of settings, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - set(allowed))
+    if unknown:
+        raise SchemaError(f"{unknown[0]}: unknown setting; a {kind} entity takes {', '.join(sorted(allowed))}")
+    for setting in required:
+        if setting not in spec:
+            raise SchemaError(f"{setting}: missing; a {kind} entity needs {', '.join(required)}")
+    columns = spec["columns"]
+    if not isinstance(columns, Mapping) or not columns:
+        raise SchemaError("columns: expected a mapping of column name to type")
+    schema = DeclaredSchema(source, name, dict(columns))
+    try:
+        schema.arrow_schema()
+    except SchemaError as problem:
+        raise SchemaError(f"columns: {problem}") from None
+    key = spec["key"]
+    keys = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, list) else ()
+    if not keys or not all(isinstance(column, str) for column in keys):
+        raise SchemaError(f"key: expected a column name or a list of them, got {key!r}")
+    for column in keys:
+        if column not in columns:
+            raise SchemaError(f"key: {column!r} is not a declared column")
+    return schema, keys

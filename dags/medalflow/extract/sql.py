@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from medalflow.extract.metadata import OPERATION, IngestionContext, metadata_fields, with_metadata
-from medalflow.extract.schema import DeclaredSchema, SchemaError
+from medalflow.extract.schema import DeclaredSchema, SchemaError, parse_declared_entity
 from medalflow.lake import RAW_ZONE, Lake, partition_path
 
 if TYPE_CHECKING:
@@ -88,29 +88,8 @@ def parse_sql_entity(source: str, name: str, spec: Mapping[str, Any]) -> SqlEnti
     op columns ``created_at`` / ``deleted_at`` (defaults of the same names; ``null`` when the table has none);
     ``mode: snapshot`` takes none of them. A :class:`SchemaError` names the key at fault first (``mode: ...``).
     """
-    if not isinstance(spec, Mapping):
-        raise SchemaError(f"expected a mapping of settings, got {type(spec).__name__}")
-    unknown = sorted(set(spec) - _SQL_KEYS)
-    if unknown:
-        raise SchemaError(f"{unknown[0]}: unknown setting; a sql entity takes {', '.join(sorted(_SQL_KEYS))}")
-    for required in ("key", "columns"):
-        if required not in spec:
-            raise SchemaError(f"{required}: missing; a sql entity needs key and columns")
+    schema, keys = parse_declared_entity("sql", source, name, spec, _SQL_KEYS, ("key", "columns"))
     columns = spec["columns"]
-    if not isinstance(columns, Mapping) or not columns:
-        raise SchemaError("columns: expected a mapping of column name to type")
-    schema = DeclaredSchema(source, name, dict(columns))
-    try:
-        schema.arrow_schema()
-    except SchemaError as problem:
-        raise SchemaError(f"columns: {problem}") from None
-    key = spec["key"]
-    keys = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, list) else ()
-    if not keys or not all(isinstance(column, str) for column in keys):
-        raise SchemaError(f"key: expected a column name or a list of them, got {key!r}")
-    for column in keys:
-        if column not in columns:
-            raise SchemaError(f"key: {column!r} is not a declared column")
     mode = spec.get("mode", "incremental")
     if mode not in MODES:
         raise SchemaError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
@@ -140,7 +119,7 @@ def parse_sql_entity(source: str, name: str, spec: Mapping[str, Any]) -> SqlEnti
     return SqlEntity(
         name=name,
         table=table,
-        key=key if isinstance(key, str) else tuple(key),
+        key=keys[0] if isinstance(spec["key"], str) else keys,
         schema=schema,
         mode=mode,
         db_schema=db_schema,
