@@ -135,6 +135,11 @@ lineage: manifest ## Print a dataset's upstream chain to raw and the extraction 
 	@[ -n "$(ASSET)" ] || { echo "usage: make lineage ASSET=agg_monthly_cash_flow" >&2; exit 2; }
 	$(PYTHON) -m medalflow_cli lineage $(ASSET)
 
+# From the dbt manifest, the source configs and the DAG files; English or Portuguese (dbt_project/glossary.yml).
+.PHONY: catalog
+catalog: manifest ## Search the data catalog, accents and case ignored (q="risco cambial"); without q, list every asset
+	$(PYTHON) -m medalflow_cli catalog "$(q)"
+
 # --- deploying (docs/deploy.md) -----------------------------------------------------------------------------------
 
 .PHONY: secrets

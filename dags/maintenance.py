@@ -22,6 +22,7 @@ from medalflow.settings import get_settings
 
 with DAG(
     dag_id="maintenance",
+    description="Daily upkeep: dbt docs published, source freshness checked, Iceberg tables compacted on Sundays",
     schedule="0 3 * * *",
     start_date=START_DATE,
     catchup=False,

@@ -22,6 +22,7 @@ from medalflow.medallion import MEDALLION_MACROS, medallion_schedule, medallion_
 
 with DAG(
     dag_id="medallion",
+    description="dbt builds bronze -> silver -> gold, one task per model, when the daily raw datasets have landed",
     schedule=medallion_schedule(),
     start_date=START_DATE,
     catchup=False,

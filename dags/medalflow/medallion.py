@@ -35,6 +35,7 @@ from medalflow.artifacts import store_artifacts_callback
 from medalflow.assets import raw_asset
 from medalflow.extract.config import load_source_group
 from medalflow.intervals import END_KEY, START_KEY, medallion_data_interval
+from medalflow.medallion_docs import document_task_group, manifest_kept
 from medalflow.settings import (
     DBT_PROFILE_NAME,
     DbtUnavailableError,
@@ -246,7 +247,7 @@ def medallion_task_group(group_id: str = "dbt", operator_args: dict[str, Any] | 
 
     settings = get_settings()
     mode = execution_mode()
-    with dag_hashed_by_identity(DagContext.get_current()), fast_cosmos_rendering():
+    with dag_hashed_by_identity(DagContext.get_current()), fast_cosmos_rendering(), manifest_kept() as manifest:
         group = DbtTaskGroup(
             group_id=group_id,
             project_config=project_config(settings),
@@ -256,6 +257,7 @@ def medallion_task_group(group_id: str = "dbt", operator_args: dict[str, Any] | 
             operator_args={**task_arguments(settings, mode), **(operator_args or {})},
         )
     detached_tests_to_group_root(group)
+    document_task_group(group, manifest)  # each task's doc and each group's tooltip, from the models' descriptions
     if mode == ExecutionMode.WATCHER:
         start_sensors_in_triggerer(group.iter_tasks())
     return group

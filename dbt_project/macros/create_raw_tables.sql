@@ -4,9 +4,13 @@
 
     * DuckDB: nothing to do; the models read the Parquet files in place (meta.external_location).
     * Athena: one external Parquet table per dataset in the Glue catalog, partitioned by ingestion_date with partition
-      projection (a new day's partition is readable as soon as extraction writes it: no MSCK REPAIR, no crawler).
+      projection (a new day's partition is readable as soon as extraction writes it: no MSCK REPAIR, no crawler), all
+      in the environment's raw database as <source>__<entity> (the sources' schema and identifier).
     * Snowflake: one table per dataset; extraction's files are loaded into it from an external stage over the lake
-      (COPY INTO ... MATCH_BY_COLUMN_NAME, ingestion_date from the file path; or Snowpipe), see docs/conventions.md. -#}
+      (COPY INTO ... MATCH_BY_COLUMN_NAME, ingestion_date from the file path; or Snowpipe), see docs/conventions.md.
+
+    Tables are named by the source's relation (schema, identifier), never by its name: the name is the entity, which
+    locates its files in the lake ({name} in meta.lake_location). -#}
 {% macro create_raw_tables() -%}
     {{ return(adapter.dispatch('create_raw_tables', 'medalflow')()) }}
 {%- endmacro %}
@@ -37,7 +41,7 @@
             {%- do columns.append('`' ~ column.name ~ '` ' ~ hive_types.get(column.data_type, column.data_type)) -%}
         {%- endfor -%}
         {%- set ddl -%}
-            create external table if not exists `{{ node.schema }}`.`{{ node.name }}` (
+            create external table if not exists `{{ node.schema }}`.`{{ node.identifier }}` (
                 {{ columns | join(',\n                ') }}
             )
             comment '{{ node.description | replace("'", "") | trim }}'
@@ -55,7 +59,7 @@
             )
         {%- endset -%}
         {%- do run_query(ddl) -%}
-        {{ log('create_raw_tables: ' ~ node.schema ~ '.' ~ node.name ~ ' over ' ~ location, info=true) }}
+        {{ log('create_raw_tables: ' ~ node.schema ~ '.' ~ node.identifier ~ ' over ' ~ location, info=true) }}
     {%- endfor -%}
 {%- endmacro %}
 
@@ -70,9 +74,9 @@
             {%- do columns.append(column.name ~ ' ' ~ snowflake_types.get(column.data_type, column.data_type)) -%}
         {%- endfor -%}
         {%- do run_query(
-            'create table if not exists ' ~ target.database ~ '.' ~ node.schema ~ '.' ~ node.name
+            'create table if not exists ' ~ target.database ~ '.' ~ node.schema ~ '.' ~ node.identifier
             ~ ' (' ~ columns | join(', ') ~ ')'
         ) -%}
-        {{ log('create_raw_tables: ' ~ target.database ~ '.' ~ node.schema ~ '.' ~ node.name, info=true) }}
+        {{ log('create_raw_tables: ' ~ target.database ~ '.' ~ node.schema ~ '.' ~ node.identifier, info=true) }}
     {%- endfor -%}
 {%- endmacro %}

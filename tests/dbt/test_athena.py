@@ -10,6 +10,9 @@ without executing them, which is exactly enough to see what dbt would send:
    carry the settings: Iceberg tables, merge with the src/target aliases and the delete/insert conditions, partition
    transforms, bronze's interval delete, locations under the environment's s3_data_dir;
 3. ``dbt run-operation create_raw_tables`` registers the raw zone as partition-projected Parquet tables.
+
+Every database is one of the environment's four that infra/catalog.yaml creates and the MWAA role may use:
+``<MEDALFLOW_ATHENA_SCHEMA>_raw|bronze|silver|gold``, the raw tables named ``<source>__<entity>``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,16 @@ from medalflow.settings import dbt_environment, get_settings
 pytestmark = pytest.mark.integration
 
 BUCKET = "medalflow-athena-test"
+# MEDALFLOW_ATHENA_SCHEMA, as deploy/<env>.env sets it: <project>_<env>.
+ENVIRONMENT_SCHEMA = "medalflow_test"
+LAYER_DATABASES = {f"{ENVIRONMENT_SCHEMA}_{layer}" for layer in ("bronze", "silver", "gold")}
+RAW_DATABASE = f"{ENVIRONMENT_SCHEMA}_raw"
+RAW_TABLES = {
+    "erp__customers", "erp__suppliers", "erp__products", "erp__orders",
+    "partner__payments", "partner__fx_rates", "partner__shipments",
+    "files__shipments",
+    "forecast__projects", "forecast__baselines", "forecast__scenarios",
+}  # fmt: skip
 S3_DATA_DIR = f"s3://{BUCKET}/test-env/warehouse/"
 EXECUTE = "Execute: "
 FULL_REFRESH_SAMPLE = (
@@ -56,7 +69,7 @@ def moto(moto_endpoint):
         "MEDALFLOW_LAKE_URI": f"s3://{BUCKET}/test-env/lake",
         "MEDALFLOW_ATHENA_S3_STAGING_DIR": f"s3://{BUCKET}/test-env/athena-results/",
         "MEDALFLOW_ATHENA_S3_DATA_DIR": S3_DATA_DIR,
-        "MEDALFLOW_ATHENA_SCHEMA": "main",
+        "MEDALFLOW_ATHENA_SCHEMA": ENVIRONMENT_SCHEMA,
         "MEDALFLOW_ATHENA_POLL_INTERVAL": "0.02",
     }
     client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
@@ -187,13 +200,15 @@ def test_iceberg_merge_and_partition_settings_in_the_ddl(athena_runs):
     bronze = by_node(statements, "brz_erp__orders")
     interval = day_interval(DAYS[1])
     assert (
-        f'delete from "awsdatacatalog"."bronze"."brz_erp__orders" where ingestion_date >= '
+        f'delete from "awsdatacatalog"."{ENVIRONMENT_SCHEMA}_bronze"."brz_erp__orders" where ingestion_date >= '
         f"cast('{interval.start.date()}' as date)" in bronze
     ), "bronze deletes its interval before appending it again"
-    assert bronze.index("delete from") < bronze.index('insert into "awsdatacatalog"."bronze"."brz_erp__orders"')
+    assert bronze.index("delete from") < bronze.index(
+        f'insert into "awsdatacatalog"."{ENVIRONMENT_SCHEMA}_bronze"."brz_erp__orders"'
+    )
 
     orders = by_node(statements, "slv_orders")
-    assert 'merge into "awsdatacatalog"."silver"."slv_orders" as target using' in orders
+    assert f'merge into "awsdatacatalog"."{ENVIRONMENT_SCHEMA}_silver"."slv_orders" as target using' in orders
     assert "as src" in orders
     assert "target.order_id = src.order_id" in orders
 
@@ -208,7 +223,7 @@ def test_iceberg_merge_and_partition_settings_in_the_ddl(athena_runs):
     assert "partitioning=array['month(order_date)']" in by_node(full, "fct_order_correlated")
     cash_flow = by_node(full, "agg_monthly_cash_flow")
     assert "partitioning=array['cash_year', 'cash_month']" in cash_flow
-    assert f"location='{S3_DATA_DIR}gold/agg_monthly_cash_flow/" in cash_flow
+    assert f"location='{S3_DATA_DIR}{ENVIRONMENT_SCHEMA}_gold/agg_monthly_cash_flow/" in cash_flow
 
     for run, count in ((full, len(FULL_REFRESH_SAMPLE)), (statements, 27)):
         bodies = [sql.split("*/", 1)[-1].strip().lower() for _origin, sql in run]
@@ -222,7 +237,13 @@ def test_raw_zone_registered_as_partition_projected_tables(athena_runs):
     dbt, _compiled, manifest = athena_runs
     ddl = [sql for _origin, sql in dbt.statements("raw_tables") if "create external table" in sql]
     assert len(ddl) == len(manifest["sources"]) == 11
-    orders = next(sql for sql in ddl if "`raw_erp`.`orders`" in sql)
+    # One raw database, the environment's; the tables named <source>__<entity> (partner and files both ship).
+    bodies = [sql.split("*/", 1)[-1].strip() for _origin, sql in dbt.statements("raw_tables")]
+    databases = [sql for sql in bodies if sql.startswith("create database")]
+    assert databases == [f"create database if not exists `{RAW_DATABASE}`"]
+    registered = {sql.split("create external table if not exists ", 1)[1].split(" ", 1)[0] for sql in ddl}
+    assert registered == {f"`{RAW_DATABASE}`.`{table}`" for table in RAW_TABLES}
+    orders = next(sql for sql in ddl if f"`{RAW_DATABASE}`.`erp__orders`" in sql)
     assert "partitioned by (`ingestion_date` date)" in orders
     assert "'projection.ingestion_date.type' = 'date'" in orders
     assert f"location 's3://{BUCKET}/test-env/lake/raw/erp/orders/'" in orders
@@ -238,4 +259,30 @@ def test_pii_is_hashed_with_trinos_hmac_under_the_key(athena_runs, pii_key):
         sql = next((compiled / "medalflow").rglob(f"{model}.sql")).read_text()
         assert sql.count(hmac_call) == hashed, model
         assert sql.count(f"from_hex('{key_hex}')") == hashed, model
+        assert parse_errors([(model, sql)], "trino") == []
+
+
+def test_every_relation_is_in_the_environments_glue_databases(athena_runs):
+    """Models and snapshots in <schema>_bronze|silver|gold, sources in <schema>_raw as <source>__<entity>: the
+    databases infra/catalog.yaml creates, the only ones the MWAA execution role may use."""
+    _dbt, compiled, manifest = athena_runs
+    built = [node for node in manifest["nodes"].values() if node["resource_type"] in ("model", "snapshot")]
+    assert {node["schema"] for node in built} == LAYER_DATABASES
+    layers = {node["name"]: node["schema"] for node in built}
+    assert layers["brz_erp__orders"] == f"{ENVIRONMENT_SCHEMA}_bronze"
+    assert layers["snp_customers"] == layers["slv_orders"] == f"{ENVIRONMENT_SCHEMA}_silver"
+    assert layers["agg_monthly_cash_flow"] == f"{ENVIRONMENT_SCHEMA}_gold"
+    sources = manifest["sources"].values()
+    assert {source["schema"] for source in sources} == {RAW_DATABASE}
+    assert {source["identifier"] for source in sources} == RAW_TABLES
+    # What dbt sends: bronze reads the raw table, silver reads bronze, gold reads silver, all fully qualified.
+    for model, reads in {
+        "brz_erp__customers": f'"awsdatacatalog"."{RAW_DATABASE}"."erp__customers"',
+        "brz_files__shipments": f'"awsdatacatalog"."{RAW_DATABASE}"."files__shipments"',
+        "brz_partner__shipments": f'"awsdatacatalog"."{RAW_DATABASE}"."partner__shipments"',
+        "slv_orders": f'"awsdatacatalog"."{ENVIRONMENT_SCHEMA}_bronze"."brz_erp__orders"',
+        "agg_monthly_cash_flow": f'"awsdatacatalog"."{ENVIRONMENT_SCHEMA}_silver"."fct_order_correlated"',
+    }.items():
+        sql = next((compiled / "medalflow").rglob(f"{model}.sql")).read_text()
+        assert reads in sql, model
         assert parse_errors([(model, sql)], "trino") == []

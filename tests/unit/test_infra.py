@@ -416,6 +416,25 @@ def test_what_later_work_builds_on_is_exported() -> None:
         assert f"${{Project}}-${{Environment}}-glue-database-{layer}" in exported
 
 
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_dbt_on_athena_uses_this_environments_glue_databases(environment: str) -> None:
+    """dbt on Athena builds each layer in <MEDALFLOW_ATHENA_SCHEMA>_<layer> and reads the raw sources from
+    <MEDALFLOW_ATHENA_SCHEMA>_raw (dbt_project/macros/generate_schema_name.sql, the sources' schema; what dbt sends is
+    asserted by tests/dbt/test_athena.py): deploy's setting must name exactly the catalog's four databases."""
+    from medalflow_deploy.config import parse_env_file
+
+    env_file = ROOT / "deploy" / f"{environment}.env"
+    dbt_schema = parse_env_file(env_file.read_text(), str(env_file))["MEDALFLOW_ATHENA_SCHEMA"]
+    parameters = stack_parameters(environment, "catalog")
+    databases = {
+        text(resource["Properties"]["DatabaseInput"]["Name"])
+        .replace("${Project}", parameters["Project"])
+        .replace("${Environment}", parameters["Environment"])
+        for _stem, _logical_id, resource in resources("AWS::Glue::Database")
+    }
+    assert databases == {f"{dbt_schema}_{layer}" for layer in ["raw", "bronze", "silver", "gold"]}
+
+
 def strings(node: Any) -> Iterator[str]:
     if isinstance(node, str):
         yield node

@@ -65,6 +65,7 @@ def build_extraction_dag(group: SourceGroup) -> DAG:
         max_active_runs=settings.max_active_runs,
         default_args=default_args,
         tags=list(settings.tags) if settings.tags is not None else default_tags(group),
+        description=f"Lands source {group.name} in the lake's raw zone: {' '.join(group.description.split())}",
         doc_md=extraction_doc(group),
     ) as dag:
         TASK_FACTORIES[group.kind](group)
