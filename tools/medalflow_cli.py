@@ -197,11 +197,12 @@ def _run_interval(dag: Any, group: Any, interval: Any, end: date, out: TextIO, l
     return True
 
 
-def run_pii_scan(threshold: float, partitions: int, out: TextIO = sys.stdout) -> int:
+def run_pii_scan(threshold: float, partitions: int, out: TextIO | None = None) -> int:
     """Scan the lake's raw zone for personal data; 1 when a column looks personal but is not classified."""
     from medalflow.governance.pii_scan import UnclassifiedPiiError, raise_for_unclassified, scan_lake
     from medalflow.lake import Lake
 
+    out = out or sys.stdout  # looked up when called: a default bound at import would miss a later redirection
     settings = get_settings()
     report = scan_lake(Lake(settings.lake_uri), settings.dbt_project_dir, partitions=partitions, threshold=threshold)
     if not report.findings:

@@ -10,7 +10,6 @@ same files with the same rows.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import requests
+from airflow_metadata import forget_dags
 from local_servers import serving
 from rest_shapes import API_KEY, BASIC_PASSWORD, BASIC_USER, CLIENT_ID, CLIENT_SECRET, boundary_ids
 
@@ -153,9 +153,6 @@ def landed(lake_dir: Path, source: str, entity: str, key: str, day: date) -> lis
 def sources_dir(tmp_path, monkeypatch, fresh_asset_registry) -> Iterator[Path]:
     """A sources folder of the test's own; the DAGs it became are deleted from Airflow's database afterwards, so a
     later test running a DAG of the same id (extract_partner_api) starts from its own lake, not from these runs."""
-    from airflow.api.common.delete_dag import delete_dag
-    from airflow.exceptions import DagNotFound
-
     from medalflow.extract.dags import build_extraction_dags
 
     folder = tmp_path / "sources"
@@ -163,9 +160,7 @@ def sources_dir(tmp_path, monkeypatch, fresh_asset_registry) -> Iterator[Path]:
     monkeypatch.setenv("MEDALFLOW_SOURCES_DIR", str(folder))
     monkeypatch.setenv("MEDALFLOW_LAKE_URI", str(tmp_path / "lake"))
     yield folder
-    for dag_id in build_extraction_dags(folder):
-        with contextlib.suppress(DagNotFound):
-            delete_dag(dag_id, keep_records_in_log=False)
+    forget_dags(build_extraction_dags(folder))
 
 
 def add_source(folder: Path, name: str, text: str, conn_id: str, connection: dict, monkeypatch) -> None:

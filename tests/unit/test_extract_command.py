@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from airflow_metadata import forget_dags
 
 from medalflow_cli import ExtractError, main, manual_intervals, run_extraction
 
@@ -45,7 +46,8 @@ def sources(tmp_path, monkeypatch, fresh_asset_registry):
         inbox.mkdir(parents=True)
         lines = [f"{day.day * 100 + number},{number}.5" for number in range(rows)]
         (inbox / "parcels.csv").write_text("parcel_id,weight_kg\n" + "\n".join(lines) + "\n")
-    return lake
+    yield lake
+    forget_dags(["extract_drops_by_hand"])
 
 
 def test_a_range_of_days_is_extracted_one_run_per_day_and_reported(sources):
