@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow.parquet as pq
@@ -37,25 +36,15 @@ METADATA = {"_ingested_at", "_source", "_run_id", "_op"}
 
 
 @pytest.fixture
-def sources(fresh_asset_registry, postgres_database, moto_endpoint, monkeypatch):
+def sources(fresh_asset_registry, postgres_database, moto_s3_bucket, monkeypatch):
     """The ERP on PostgreSQL, the partner API, a lake on moto S3, and the Airflow connections pointing at them."""
-    import boto3
-
     world = generate(DemoConfig(seed=7, scale=0.2, start_date=DAYS[0], end_date=FORECAST_RUN.date()))
     erp_url = postgres_database("extraction_erp")
     engine = create_engine(erp_url)
     erp.create_schema(engine)
     base_url, stop = serve_in_background(world=world)
     host, port = base_url.removeprefix("http://").split(":")
-    for name, value in {
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    bucket = f"lake-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
+    bucket = moto_s3_bucket
     database = erp_url.rsplit("/", 1)[1]
     erp_connection = {
         "conn_type": "postgres",

@@ -86,21 +86,8 @@ def test_a_run_folder_in_use_by_another_partition_is_kept(tmp_path):
 
 
 @pytest.fixture
-def s3_lake(moto_endpoint, monkeypatch):
-    import uuid
-
-    import boto3
-
-    for name, value in {
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    bucket = f"lake-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    return Lake(f"s3://{bucket}/medalflow"), bucket
+def s3_lake(moto_s3_bucket):
+    return Lake(f"s3://{moto_s3_bucket}/medalflow"), moto_s3_bucket
 
 
 def test_an_s3_lake_lands_only_on_success_and_keeps_no_staging_objects(s3_lake):
