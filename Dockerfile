@@ -3,8 +3,8 @@
 #
 #   airflow  every Airflow service: Python 3.12 with the Airflow virtualenv of requirements/lock/airflow-runtime.lock.txt
 #            (requirements.txt, what MWAA installs, plus the Celery executor MWAA's own image has; no test or lint
-#            tools) and dbt's own virtualenv, built by scripts/build_dbt_venv.sh from requirements/lock/dbt.lock.txt as
-#            on MWAA.
+#            tools) with the StatsD client MWAA's image has too, and dbt's own virtualenv, built by
+#            scripts/build_dbt_venv.sh from requirements/lock/dbt.lock.txt as on MWAA.
 #   demo     the demo source systems (partner API, ERP and file-drop seeding): airflow plus requirements/demo.txt.
 #
 # No project code inside: compose mounts dags/, dbt_project/, plugins/ and profiles/ (and tools/ into the demo
@@ -46,6 +46,11 @@ RUN pip install --no-cache-dir "uv==${UV_VERSION}" \
 COPY requirements/lock/airflow-runtime.lock.txt /opt/medalflow/requirements/lock/airflow-runtime.lock.txt
 RUN uv venv --python /usr/local/bin/python3.12 /opt/venv/airflow \
     && uv pip sync --python /opt/venv/airflow/bin/python /opt/medalflow/requirements/lock/airflow-runtime.lock.txt
+
+# The StatsD client Airflow's metrics need (AIRFLOW__METRICS__STATSD_ON): MWAA's image has it, requirements.txt does
+# not; the version of MWAA's constraints (requirements/constraints/airflow_constraints.txt; a unit test keeps it so).
+ARG STATSD_VERSION=4.0.1
+RUN uv pip install --python /opt/venv/airflow/bin/python "statsd==${STATSD_VERSION}"
 
 COPY scripts/build_dbt_venv.sh /opt/medalflow/scripts/build_dbt_venv.sh
 COPY requirements/lock/dbt.lock.txt /opt/medalflow/requirements/lock/dbt.lock.txt

@@ -147,6 +147,16 @@ secrets: install ## Push deploy/connections.<env>.yml to AWS Secrets Manager (ma
 	@[ -n "$(ENV)" ] || { echo "usage: make secrets ENV=dev|hom|prod" >&2; exit 2; }
 	./deploy.sh secrets $(ENV)
 
+# Grafana dashboards as code (docs/operations.md, "Is my pipeline healthy?"); the token from GRAFANA_TOKEN, never echoed.
+.PHONY: dashboards
+dashboards: install ## Publish the Grafana dashboards (GRAFANA_URL=https://<workspace>, token in GRAFANA_TOKEN)
+	@[ -n "$(GRAFANA_URL)" ] || { echo "usage: GRAFANA_TOKEN=... make dashboards GRAFANA_URL=https://<grafana workspace>" >&2; exit 2; }
+	$(PYTHON) -m medalflow_dashboards publish --url "$(GRAFANA_URL)"
+
+.PHONY: dashboards-json
+dashboards-json: install ## Write the Grafana dashboards' JSON to .local/dashboards/ (to review or import by hand)
+	$(PYTHON) -m medalflow_dashboards build --out .local/dashboards
+
 .PHONY: lint
 lint: install ## ruff (with Airflow's AIR rules) and sqlfluff (dbt templater)
 	$(AIRFLOW_VENV)/bin/ruff check .

@@ -11,6 +11,8 @@ pre-built `manifest.json`), with each model's tests right after it.
 * **Execution**: one `dbt build` per run (Cosmos watcher mode); each model's task reports that model's result.
   `MEDALFLOW_COSMOS_EXECUTION_MODE=local` runs one dbt process per task instead.
 * **Warehouse**: `MEDALFLOW_DBT_TARGET` (duckdb by default; athena, snowflake).
+* **Consumers** (DuckDB): after a dbt build that built gold, gold is copied into the consumers' read-only file,
+  `<warehouse dir>/consumer/medalflow_gold.duckdb`, holding gold only (README, "Find, trace and protect data").
 * **When something breaks**: failure notifications name the DAG, task, dbt model and run (`MEDALFLOW_NOTIFIER`);
   dbt's `run_results.json` and `manifest.json` are kept under `<lake>/_artifacts/dbt/medallion/<run_id>/`.
 """

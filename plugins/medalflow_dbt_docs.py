@@ -14,28 +14,14 @@ from airflow.plugins_manager import AirflowPlugin
 
 URL_PREFIX = "/dbt-docs"
 MEDIA_TYPES = {"index.html": "text/html", "manifest.json": "application/json", "catalog.json": "application/json"}
-NOT_PUBLISHED = """<!doctype html><html><body style="font-family: sans-serif; margin: 2rem">
-<h2>dbt docs are not published yet</h2>
-<p>The <code>maintenance</code> DAG generates them and publishes them to <code>{location}</code>: trigger it once.</p>
-</body></html>"""
 
 
 def create_app() -> Any:
-    import html
-
-    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
-    from fastapi import Depends, FastAPI, Request
+    from fastapi import Depends, FastAPI
     from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
     from medalflow.artifacts import docs_uri, read_docs_file
-
-    async def signed_in(request: Request) -> None:
-        """The UI's own check: a valid JWT in the ``Authorization`` header or the UI's cookie, else 401/403."""
-        from airflow.api_fastapi.core_api.security import resolve_user_from_token
-
-        header = request.headers.get("authorization", "")
-        token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
-        await resolve_user_from_token(token)
+    from medalflow.plugin_web import not_published_page, signed_in
 
     app = FastAPI(title="medalflow dbt docs", dependencies=[Depends(signed_in)])
 
@@ -51,7 +37,10 @@ def create_app() -> Any:
             content = read_docs_file(name)
         except FileNotFoundError:
             if name == "index.html":
-                return HTMLResponse(NOT_PUBLISHED.format(location=html.escape(docs_uri())), status_code=404)
+                page = not_published_page(
+                    "dbt docs are", "maintenance", docs_uri(), "it generates them; trigger it once"
+                )
+                return HTMLResponse(page, status_code=404)
             return Response(status_code=404)
         # Docs change once a day at most; a short cache keeps the page fast without serving yesterday's for long.
         return Response(content, media_type=MEDIA_TYPES[name], headers={"Cache-Control": "private, max-age=300"})

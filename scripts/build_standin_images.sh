@@ -35,6 +35,8 @@ compose_image() {
 POSTGRES_IMAGE=$(compose_image postgres)
 REDIS_IMAGE=$(compose_image redis)
 MINIO_IMAGE=$(compose_image minio)
+STATSD_EXPORTER_IMAGE=$(compose_image statsd-exporter)
+PROMETHEUS_IMAGE=$(compose_image prometheus)
 # The Dockerfile's base image.
 PYTHON_IMAGE=$(awk '$1 == "FROM" { print $2; exit }' "$PROJECT_ROOT/Dockerfile")
 
@@ -176,6 +178,51 @@ DOCKERFILE
   build_context "$MINIO_IMAGE" "$hash" "$context"
 }
 
+# Debian packages no StatsD exporter (bookworm nor trixie): the stand-in is tests/compose/standins/statsd_exporter, the
+# exporter's mapping and exposition contract in Python on Debian's python3 and python3-yaml. wget: the compose file's
+# healthcheck, as the real image's busybox has it.
+build_statsd_exporter() {
+  local hash context="$WORK/statsd-exporter"
+  hash=$(inputs_hash statsd-exporter)
+  up_to_date "$STATSD_EXPORTER_IMAGE" "$hash" && { log "$STATSD_EXPORTER_IMAGE is up to date"; return 0; }
+  import_rootfs medalflow-standin/statsd-exporter-rootfs "$hash" python3,python3-yaml,wget
+  rm -rf "$context" && mkdir -p "$context" && cp "$STANDINS/statsd_exporter" "$context/"
+  # As the real image: /bin/statsd_exporter as the entrypoint, run as nobody, 9102 (metrics) and 9125 (StatsD).
+  cat > "$context/Dockerfile" <<'DOCKERFILE'
+FROM medalflow-standin/statsd-exporter-rootfs
+COPY statsd_exporter /bin/statsd_exporter
+RUN chmod 0755 /bin/statsd_exporter
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+USER nobody
+EXPOSE 9102 9125 9125/udp
+ENTRYPOINT ["/bin/statsd_exporter"]
+DOCKERFILE
+  build_context "$STATSD_EXPORTER_IMAGE" "$hash" "$context"
+  docker rmi medalflow-standin/statsd-exporter-rootfs >/dev/null
+}
+
+# Prometheus from Debian 12's package (2.42), laid out as the official image: /bin/prometheus as the entrypoint with
+# the image's default arguments, run as nobody, its data in /prometheus.
+build_prometheus() {
+  local hash context="$WORK/prometheus"
+  hash=$(inputs_hash prometheus)
+  up_to_date "$PROMETHEUS_IMAGE" "$hash" && { log "$PROMETHEUS_IMAGE is up to date"; return 0; }
+  import_rootfs medalflow-standin/prometheus-rootfs "$hash" prometheus,wget
+  rm -rf "$context" && mkdir -p "$context"
+  cat > "$context/Dockerfile" <<'DOCKERFILE'
+FROM medalflow-standin/prometheus-rootfs
+RUN mkdir -p /prometheus /etc/prometheus && chown nobody:nogroup /prometheus
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+USER nobody
+WORKDIR /prometheus
+EXPOSE 9090
+ENTRYPOINT ["/bin/prometheus"]
+CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
+DOCKERFILE
+  build_context "$PROMETHEUS_IMAGE" "$hash" "$context"
+  docker rmi medalflow-standin/prometheus-rootfs >/dev/null
+}
+
 main() {
   [ "$(id -u)" -eq 0 ] || { log "needs root (mmdebstrap builds in a chroot)"; exit 1; }
   docker info >/dev/null 2>&1 || { log "no Docker engine answers: scripts/docker_engine.sh start"; exit 1; }
@@ -184,7 +231,9 @@ main() {
   build_postgres
   build_redis
   build_minio
-  log "stand-ins ready: $PYTHON_IMAGE $POSTGRES_IMAGE $REDIS_IMAGE $MINIO_IMAGE"
+  build_statsd_exporter
+  build_prometheus
+  log "stand-ins ready: $PYTHON_IMAGE $POSTGRES_IMAGE $REDIS_IMAGE $MINIO_IMAGE $STATSD_EXPORTER_IMAGE $PROMETHEUS_IMAGE"
 }
 
 main "$@"

@@ -4,6 +4,7 @@ Layout (the lake's contract, docs/raw-zone.md)::
 
     <lake>/_artifacts/dbt/<dag_id>/<run_id>/manifest.json                              the project as dbt ran it
     <lake>/_artifacts/dbt/<dag_id>/<run_id>/<task_id>/attempt=<n>/run_results.json      each dbt invocation's results
+    <lake>/_artifacts/dbt/<dag_id>/<run_id>/<task_id>/attempt=<n>/sources.json          a freshness check's results
     <lake>/_docs/dbt/{index.html,manifest.json,catalog.json}                          the published dbt docs
 
 Watcher mode runs one dbt build per DAG run (one ``run_results.json``); local mode one per task, hence the task and
@@ -29,6 +30,7 @@ DOCS_URI_VARIABLE = "MEDALFLOW_DBT_DOCS_URI"
 # What dbt's docs site needs: the page, and the two files it loads next to it.
 DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
 RUN_RESULTS = "run_results.json"
+SOURCES = "sources.json"  # what `dbt source freshness` writes
 MANIFEST = "manifest.json"
 
 
@@ -61,13 +63,15 @@ def _filesystem(uri: str) -> tuple[Any, str]:
 def store_run_artifacts(
     target_dir: str | Path, lake_uri: str, dag_id: str, run_id: str, task_id: str, try_number: int
 ) -> list[str]:
-    """Copy one dbt invocation's run_results.json (and the run's manifest.json, once) into the lake.
+    """Copy one dbt invocation's run_results.json (and sources.json, from a freshness check; and the run's
+    manifest.json, once) into the lake.
 
     Returns the lake-relative paths written. Files dbt did not write (it failed before running anything) are skipped.
     """
     fs, root = _filesystem(lake_uri)
     target, written = Path(target_dir), []
-    copies = [(target / RUN_RESULTS, posixpath.join(attempt_folder(dag_id, run_id, task_id, try_number), RUN_RESULTS))]
+    attempt = attempt_folder(dag_id, run_id, task_id, try_number)
+    copies = [(target / name, posixpath.join(attempt, name)) for name in (RUN_RESULTS, SOURCES)]
     manifest = posixpath.join(run_folder(dag_id, run_id), MANIFEST)
     if not fs.exists(posixpath.join(root, manifest)):
         copies.append((target / MANIFEST, manifest))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
@@ -12,6 +13,11 @@ from medalflow.notifications import FailureNotifier
 OWNER = "data-platform"
 # Before the demo data begins; DAGs do not catch up on their own (backfills are explicit).
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+# A fixed window of days the extraction DAGs are scheduled for, and catch up on once unpaused: the compose stack sets
+# it to the days its demo sources were seeded with, so unpausing runs exactly those days (docs/compose.md). Unset
+# everywhere else (MWAA included): the DAGs run from START_DATE on, without catching up.
+WINDOW_START_VARIABLE = "MEDALFLOW_EXTRACTION_WINDOW_START"
+WINDOW_END_VARIABLE = "MEDALFLOW_EXTRACTION_WINDOW_END"
 
 DEFAULT_ARGS = {
     "owner": OWNER,
@@ -23,6 +29,43 @@ DEFAULT_ARGS = {
     # Every failed task of every DAG is reported (channel chosen by MEDALFLOW_NOTIFIER when it fails).
     "on_failure_callback": FailureNotifier(),
 }
+
+
+@dataclass(frozen=True)
+class ScheduleWindow:
+    """Days ``[start, end)``: the scheduled runs are the intervals that start inside it, caught up on when unpaused."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def last_logical_date(self) -> datetime:
+        """The DAG's ``end_date``: Airflow schedules no interval that starts after it."""
+        return self.end - timedelta(microseconds=1)
+
+
+def extraction_window() -> ScheduleWindow | None:
+    """The window of ``MEDALFLOW_EXTRACTION_WINDOW_START`` and ``_END`` (``YYYY-MM-DD``, the end excluded), or None
+    when neither is set."""
+    values = {name: os.getenv(name, "").strip() for name in (WINDOW_START_VARIABLE, WINDOW_END_VARIABLE)}
+    if not any(values.values()):
+        return None
+    days = {}
+    for name, value in values.items():
+        if not value:
+            missing = next(other for other in values if other != name)
+            raise ValueError(f"{name} is not set while {missing} is: set both (YYYY-MM-DD) or neither")
+        try:
+            days[name] = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{name}={value!r} is not a date: expected YYYY-MM-DD, e.g. 2026-01-05") from None
+    start, end = (datetime.combine(days[name], datetime.min.time(), UTC) for name in values)
+    if end <= start:
+        raise ValueError(
+            f"{WINDOW_END_VARIABLE}={values[WINDOW_END_VARIABLE]} is not after "
+            f"{WINDOW_START_VARIABLE}={values[WINDOW_START_VARIABLE]}: the end is the day after the last one to run"
+        )
+    return ScheduleWindow(start, end)
 
 
 def daily_previous_day() -> CronDataIntervalTimetable:

@@ -73,13 +73,24 @@ def stale_sources(sources_json: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def check_source_freshness(settings: Settings | None = None, select: str | None = None) -> dict[str, str]:
+def check_source_freshness(
+    settings: Settings | None = None, select: str | None = None, attempt: tuple[str, str, str, int] | None = None
+) -> dict[str, str]:
     """Run ``dbt source freshness``; fail when a source is past ``error_after``, warn (in the log) when past
-    ``warn_after``. Returns every checked source's status."""
+    ``warn_after``. Returns every checked source's status. With ``attempt`` (dag_id, run_id, task_id, try_number)
+    its sources.json and manifest are kept in the lake with the run's other dbt artifacts, stale or not (the
+    observability layer's source freshness reads them)."""
+    from medalflow.artifacts import store_run_artifacts
+
     settings = settings or get_settings()
     select = select or os.getenv(FRESHNESS_SELECT_VARIABLE, "source:*")
     with tempfile.TemporaryDirectory(prefix="medalflow-freshness-") as target:
         completed = run_dbt(settings, ["source", "freshness", "--select", select], target)
+        if attempt is not None:
+            try:
+                store_run_artifacts(target, settings.lake_uri, *attempt)
+            except Exception:  # losing the copy must not hide the freshness result
+                log.exception("could not keep the freshness results in the lake")
         sources_path = Path(target) / "sources.json"
         if not sources_path.is_file():
             raise RuntimeError(f"dbt source freshness failed before checking anything (exit {completed.returncode})")

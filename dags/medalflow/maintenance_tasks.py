@@ -20,7 +20,9 @@ def publish_dbt_docs() -> list[str]:
 def check_freshness() -> dict[str, str]:
     from medalflow.maintenance import check_source_freshness
 
-    return check_source_freshness()
+    context: Any = get_current_context()
+    ti = context["ti"]
+    return check_source_freshness(attempt=(ti.dag_id, context["run_id"], ti.task_id, ti.try_number))
 
 
 @task(doc_md="Weekly on Athena: `OPTIMIZE` and `VACUUM` every Iceberg table dbt builds.", pool="default_pool")

@@ -68,6 +68,8 @@ DEFAULT_DUCKDB_POOL = "duckdb_writer"
 WATCHER_POKE_INTERVAL_SECONDS = 1
 # Emits each dbt node's OpenLineage run after a dbt invocation, with dbt sources named as their raw lake datasets.
 DBT_LINEAGE_CALLBACK = "medalflow.governance.openlineage.emit_dbt_lineage"
+# DuckDB: gold copied to the consumers' gold-only file after a dbt invocation that built gold.
+GOLD_CONSUMER_CALLBACK = "medalflow.governance.consumer.publish_after_dbt"
 
 
 SOURCES_VARIABLE = "MEDALFLOW_MEDALLION_SOURCES"
@@ -145,12 +147,15 @@ def render_config(settings: Settings) -> RenderConfig:
         group_nodes_by_folder=True,
         # A test over several models (e.g. gold reconciling with silver) runs after all of them, not after one.
         should_detach_multiple_parents_tests=True,
+        # The observability layer has its own DAG (dags/observability.py): it models the medallion's runs.
+        exclude=["tag:observability"],
     )
 
 
 def task_arguments(settings: Settings, mode: ExecutionMode) -> dict[str, Any]:
     """Arguments every Cosmos task gets: dbt's artifacts kept in the lake after every dbt invocation (failed ones too),
-    one OpenLineage run per dbt node it ran (medalflow.governance.openlineage), and the warehouse's writer pool. (The
+    one OpenLineage run per dbt node it ran (medalflow.governance.openlineage), gold copied to the consumers' file on
+    DuckDB (medalflow.governance.consumer), and the warehouse's writer pool. (The
     run's interval reaches dbt through the project's env_vars.)
 
     In watcher mode the model tasks take the pool too, yet never while they wait: they start deferred, straight in
@@ -159,7 +164,7 @@ def task_arguments(settings: Settings, mode: ExecutionMode) -> dict[str, Any]:
     task cleared in the UI), so that run waits for any other dbt process writing the warehouse.
     """
     # Lineage by import path: resolved when a task runs, so parsing never imports OpenLineage (a no-op with it off).
-    arguments: dict[str, Any] = {"callback": [store_artifacts_callback, DBT_LINEAGE_CALLBACK]}
+    arguments: dict[str, Any] = {"callback": [store_artifacts_callback, DBT_LINEAGE_CALLBACK, GOLD_CONSUMER_CALLBACK]}
     if pool := dbt_pool(settings):
         arguments["pool"] = pool
     if mode == ExecutionMode.WATCHER:
@@ -196,6 +201,27 @@ def fast_cosmos_rendering() -> Generator[None]:
         yield
     finally:
         cosmos_local.inspect = original
+
+
+@contextmanager
+def selection_in_manifest_order() -> Generator[None]:
+    """Cosmos 1.15 keeps the nodes a ``select``/``exclude`` leaves in the order of a Python set
+    (``cosmos.dbt.selector.get_nodes_from_subset``), and the folder group its tests over several models land in is
+    the group of the last node rendered: with ``exclude`` those tests' task ids changed with PYTHONHASHSEED, so the
+    scheduler and a worker parsing the same file disagreed ("Task not found in Dag" on every run). While the task
+    group is built, the selection keeps the manifest's order."""
+    import cosmos.dbt.selector as cosmos_selector
+
+    original = cosmos_selector.get_nodes_from_subset
+
+    def in_manifest_order(nodes: dict[str, Any], subset_ids: set[str]) -> dict[str, Any]:
+        return {node_id: node for node_id, node in nodes.items() if node_id in subset_ids}
+
+    cosmos_selector.get_nodes_from_subset = in_manifest_order
+    try:
+        yield
+    finally:
+        cosmos_selector.get_nodes_from_subset = original
 
 
 def detached_tests_to_group_root(group: Any) -> int:
@@ -247,7 +273,12 @@ def medallion_task_group(group_id: str = "dbt", operator_args: dict[str, Any] | 
 
     settings = get_settings()
     mode = execution_mode()
-    with dag_hashed_by_identity(DagContext.get_current()), fast_cosmos_rendering(), manifest_kept() as manifest:
+    with (
+        dag_hashed_by_identity(DagContext.get_current()),
+        fast_cosmos_rendering(),
+        selection_in_manifest_order(),
+        manifest_kept() as manifest,
+    ):
         group = DbtTaskGroup(
             group_id=group_id,
             project_config=project_config(settings),

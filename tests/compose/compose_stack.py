@@ -1,6 +1,6 @@
 """Drives the real compose stack: a Docker engine, the images, `docker compose up`, the demo pipeline through Airflow's
-REST API as the UI's Trigger button does, and what it built. Used by tests/compose/test_compose_stack.py and
-benchmarks/compose_stack.py.
+REST API as the UI's toggles do, what it built, and the metrics Prometheus scraped. Used by
+tests/compose/test_compose_stack.py and benchmarks/compose_stack.py.
 
 Where no registry answers, the third-party images are local stand-ins built from Debian packages
 (scripts/build_standin_images.sh, docs/compose-standins.md). The containers reach the package registries through this
@@ -19,8 +19,10 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +33,9 @@ HOST_CA_BUNDLE = Path(os.environ.get("MEDALFLOW_HOST_CA_BUNDLE", "/etc/ssl/certs
 EXTRA_CA = PROJECT_ROOT / "docker" / "extra-ca-certificates" / "host-ca-bundle.crt"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
-# The demo window the seeding services load (docker-compose.yml's MEDALFLOW_DEMO_START/END defaults) and the
-# interval the user triggers the daily extractions for (docs/compose.md).
-DEMO_INTERVAL = {"data_interval_start": "2026-01-05T00:00:00+00:00", "data_interval_end": "2026-01-06T00:00:00+00:00"}
+# The demo window the seeding services load and the extraction DAGs are scheduled for (docker-compose.yml's
+# MEDALFLOW_DEMO_START/END defaults): one day, so one run of each daily extraction.
+DEMO_START, DEMO_END = date(2026, 1, 5), date(2026, 1, 6)
 DAILY_EXTRACTIONS = ("extract_erp", "extract_partner_api", "extract_file_drops")
 MEDALLION = "medallion"
 # A service of each image built from the Dockerfile: medalflow-airflow:local, then medalflow-demo:local.
@@ -139,6 +141,7 @@ class StackSettings:
             "MINIO_PORT": str(free_port()),
             "MINIO_CONSOLE_PORT": str(free_port()),
             "PARTNER_API_PORT": str(free_port()),
+            "PROMETHEUS_PORT": str(free_port()),
         })  # fmt: skip
 
     def write(self) -> Path:
@@ -155,9 +158,6 @@ class Stack:
     project: str = "medalflow-compose-test"
     settings: StackSettings = field(default_factory=StackSettings.generate)
     token: str | None = None
-    # The runs trigger_demo started, by DAG id (unpausing also starts each extraction's latest scheduled interval,
-    # a day the demo sources have no data for: those runs are not the demo's).
-    triggered_runs: dict[str, str] = field(default_factory=dict)
 
     def compose(self, *arguments: str, timeout: float = 900, check: bool = True) -> str:
         command = ["docker", "compose", "--project-name", self.project, "--env-file", str(self.settings.path)]
@@ -234,41 +234,73 @@ class Stack:
                 return False
             raise
 
-    def trigger_demo(self) -> float:
-        """What docs/compose.md tells the user to do in the UI: unpause the daily extractions and trigger each with
-        the demo interval in its conf. Returns when it was triggered."""
+    def start_demo(self) -> float:
+        """What docs/compose.md tells the user to do in the UI: unpause the medallion, then the three daily
+        extractions. Each extraction then runs the demo window's days (its schedule is limited to them and catches
+        up), and their raw Assets start the medallion. Returns when the first extraction was unpaused."""
         self.wait_for_dags([MEDALLION, *DAILY_EXTRACTIONS])
-        for dag_id in DAILY_EXTRACTIONS:
-            self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        self.request("PATCH", f"/api/v2/dags/{MEDALLION}", {"is_paused": False})
         began = time.monotonic()
         for dag_id in DAILY_EXTRACTIONS:
-            self.triggered_runs[dag_id] = self.trigger(dag_id)
+            self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
         return began
 
-    def trigger(self, dag_id: str) -> str:
-        body = {"logical_date": None, "conf": DEMO_INTERVAL}
-        return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)["dag_run_id"]
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=run_after")["dag_runs"]
 
-    def wait_for_run(self, dag_id: str, run_id: str, deadline: float) -> dict[str, Any]:
+    def wait_for_runs(self, dag_id: str, count: int, deadline: float) -> list[dict[str, Any]]:
+        """Once ``count`` runs of the DAG exist and all succeeded, those runs; StackError when one fails or time
+        runs out."""
         while time.monotonic() < deadline:
-            run = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
-            if run["state"] == "success":
-                return run
-            if run["state"] == "failed":
-                raise StackError(f"{dag_id} run {run_id} failed: {self.failed_tasks(dag_id)}")
-            time.sleep(5)
-        raise StackError(f"{dag_id} run {run_id} did not end in time\n{self.unhealthy_report()}")
+            runs = self.dag_runs(dag_id)
+            if any(run["state"] == "failed" for run in runs):
+                raise StackError(f"a {dag_id} run failed: {self.failed_tasks(dag_id)}")
+            # A task that failed once fails the demo at once, rather than after the retries' delays.
+            if retrying := self.tasks_in_states(dag_id, ("up_for_retry", "failed")):
+                run_id, task_id, try_number = retrying[0]
+                names = [f"{run}:{task}" for run, task, _ in retrying[:10]]
+                raise StackError(f"{dag_id}: task(s) failed: {names}; the end of {task_id}'s log:\n"
+                                 f"{self.task_log_tail(dag_id, run_id, task_id, try_number)}")  # fmt: skip
+            if len(runs) >= count and all(run["state"] == "success" for run in runs):
+                return runs
+            time.sleep(3)
+        states = [(run["dag_run_id"], run["state"]) for run in self.dag_runs(dag_id)]
+        raise StackError(f"{dag_id}: {count} successful run(s) expected in time, found {states}\n"
+                         f"{self.unhealthy_report()}")  # fmt: skip
 
-    def wait_for_medallion(self, timeout: float = 1500) -> dict[str, Any]:
-        """Once the triggered extractions have landed the demo day, the medallion for that interval (docs/compose.md
-        step 3): unpaused, and triggered with the interval in its conf, as docs/operations.md's manual runs are.
-        Waiting for the extractions first keeps the runs the unpausing schedules (yesterday by the clock, no demo
-        data) from racing the demo's. Returns the medallion run once it has succeeded."""
+    def wait_for_demo(self, timeout: float = 1500) -> dict[str, list[dict[str, Any]]]:
+        """The runs of the demo started by start_demo: each extraction's run per demo day, then the medallion's run
+        their Assets started, all succeeded. By DAG id."""
         deadline = time.monotonic() + timeout
-        for dag_id, run_id in self.triggered_runs.items():
-            self.wait_for_run(dag_id, run_id, deadline)
-        self.request("PATCH", f"/api/v2/dags/{MEDALLION}", {"is_paused": False})
-        return self.wait_for_run(MEDALLION, self.trigger(MEDALLION), deadline)
+        days = (DEMO_END - DEMO_START).days
+        runs = {dag_id: self.wait_for_runs(dag_id, days, deadline) for dag_id in DAILY_EXTRACTIONS}
+        runs[MEDALLION] = self.wait_for_runs(MEDALLION, 1, deadline)
+        return runs
+
+    def tasks_in_states(self, dag_id: str, states: tuple[str, ...]) -> list[tuple[str, str, int]]:
+        """(run id, task id, try number) of the DAG's task instances in those states, over all its runs."""
+        query = urllib.parse.urlencode([("state", state) for state in states])
+        found = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances?{query}")["task_instances"]
+        return [(task["dag_run_id"], task["task_id"], task["try_number"]) for task in found]
+
+    def task_log_tail(self, dag_id: str, run_id: str, task_id: str, try_number: int, lines: int = 25) -> str:
+        """The last lines of a task instance's log, as the UI's Logs tab shows it (best effort: for an error)."""
+        path = (f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/"
+                f"{urllib.parse.quote(task_id)}/logs/{max(try_number, 1)}?full_content=true")  # fmt: skip
+        try:
+            content = self.request("GET", path)["content"]
+        except (StackError, OSError, KeyError, ValueError) as error:
+            return f"(no log: {error})"
+        if isinstance(content, list):  # structured log lines: the event and, for an exception, its details
+            content = "\n".join(
+                " ".join(str(line.get(key, "")) for key in ("event", "error_detail") if line.get(key))
+                if isinstance(line, dict) else str(line)
+                for line in content
+            )  # fmt: skip
+        text = str(content)
+        # From the last traceback when there is one: the cause, not the lines the task wrote before it.
+        text = text[text.rfind("Traceback") :] if "Traceback" in text else text
+        return "\n".join(line[:300] for line in text.splitlines()[-lines:])
 
     def failed_tasks(self, dag_id: str) -> list[str]:
         failed = []
@@ -303,6 +335,30 @@ class Stack:
         )
         out = self.compose("exec", "-T", "airflow-scheduler", "/opt/venv/dbt/bin/python", "-c", script)
         return [tuple(row) for row in json.loads(out)]
+
+    # --- the metrics Prometheus scraped ---------------------------------------------------------------------------
+
+    def prometheus_query(self, query: str) -> list[dict[str, Any]]:
+        """An instant query through Prometheus's HTTP API: the result's series (``metric`` labels, ``value``)."""
+        port = self.settings.values["PROMETHEUS_PORT"]
+        url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+        with urllib.request.urlopen(url, timeout=30) as response:
+            answer = json.loads(response.read())
+        if answer.get("status") != "success":
+            raise StackError(f"Prometheus query {query!r}: {answer}")
+        return answer["data"]["result"]
+
+    def wait_for_metric(self, query: str, timeout: float = 90) -> list[dict[str, Any]]:
+        """The query's series once there are any (Prometheus scrapes the StatsD exporter every 5 s)."""
+        deadline = time.monotonic() + timeout
+        while not (series := self.prometheus_query(query)) and time.monotonic() < deadline:
+            time.sleep(3)
+        if not series:
+            known = self.prometheus_query('{__name__=~"airflow_.+"}')
+            names = sorted({entry["metric"]["__name__"] for entry in known})
+            raise StackError(f"Prometheus has no series for {query!r} after {timeout:.0f} s; Airflow metrics it has: "
+                             f"{names}")  # fmt: skip
+        return series
 
     def dbt_docs_page(self) -> tuple[bytes, bytes]:
         """The dbt docs site through the UI's plugin route: the page and its manifest."""

@@ -38,13 +38,14 @@ pytestmark = pytest.mark.integration
 BUCKET = "medalflow-athena-test"
 # MEDALFLOW_ATHENA_SCHEMA, as deploy/<env>.env sets it: <project>_<env>.
 ENVIRONMENT_SCHEMA = "medalflow_test"
-LAYER_DATABASES = {f"{ENVIRONMENT_SCHEMA}_{layer}" for layer in ("bronze", "silver", "gold")}
+LAYER_DATABASES = {f"{ENVIRONMENT_SCHEMA}_{layer}" for layer in ("bronze", "silver", "gold", "observability")}
 RAW_DATABASE = f"{ENVIRONMENT_SCHEMA}_raw"
 RAW_TABLES = {
     "erp__customers", "erp__suppliers", "erp__products", "erp__orders",
     "partner__payments", "partner__fx_rates", "partner__shipments",
     "files__shipments",
     "forecast__projects", "forecast__baselines", "forecast__scenarios",
+    "ops__dbt_invocations", "ops__dbt_node_results", "ops__extraction_runs", "ops__source_freshness",
 }  # fmt: skip
 S3_DATA_DIR = f"s3://{BUCKET}/test-env/warehouse/"
 EXECUTE = "Execute: "
@@ -54,6 +55,7 @@ FULL_REFRESH_SAMPLE = (
     "fct_order_correlated",
     "agg_monthly_cash_flow",
     "rank_top_products",
+    "obs_model_runs",
 )
 
 
@@ -163,10 +165,12 @@ def athena_runs(moto, tmp_path_factory):
     compiled = shutil.copytree(target / "compiled", work / "compiled")
     manifest = json.loads((target / "manifest.json").read_text())
     dbt("run-operation", "create_raw_tables", name="raw_tables")
-    assert register_warehouse_tables(manifest, moto) == 28
+    assert register_warehouse_tables(manifest, moto) == 33
     # A first build of one model per kind (the DDL), then an incremental run of every model (the DML).
     dbt("run", "--full-refresh", "--select", *FULL_REFRESH_SAMPLE, name="full_refresh")
     dbt("run", "--vars", json.dumps(day_interval(DAYS[1]).as_extra()), name="incremental")
+    # The observability layer's publication (macros/publish_models.sql): UNLOAD of each published table.
+    dbt("run-operation", "publish_models", name="publish")
     return dbt, compiled, manifest
 
 
@@ -236,7 +240,7 @@ def test_iceberg_merge_and_partition_settings_in_the_ddl(athena_runs):
 def test_raw_zone_registered_as_partition_projected_tables(athena_runs):
     dbt, _compiled, manifest = athena_runs
     ddl = [sql for _origin, sql in dbt.statements("raw_tables") if "create external table" in sql]
-    assert len(ddl) == len(manifest["sources"]) == 11
+    assert len(ddl) == len(manifest["sources"]) == 15
     # One raw database, the environment's; the tables named <source>__<entity> (partner and files both ship).
     bodies = [sql.split("*/", 1)[-1].strip() for _origin, sql in dbt.statements("raw_tables")]
     databases = [sql for sql in bodies if sql.startswith("create database")]
@@ -286,3 +290,153 @@ def test_every_relation_is_in_the_environments_glue_databases(athena_runs):
         sql = next((compiled / "medalflow").rglob(f"{model}.sql")).read_text()
         assert reads in sql, model
         assert parse_errors([(model, sql)], "trino") == []
+
+
+# --- governance: Lake Formation tags (run against moto's Lake Formation) and the gold consumer's grants ------------
+
+CONSUMER_ROLE_ARN = "arn:aws:iam::123456789012:role/medalflow-test-gold-consumer"
+LAKE_FORMATION_SAMPLE = ("brz_erp__customers", "slv_customers", "slv_orders")
+
+
+def governance_tags_of_the_template() -> list[dict]:
+    """The Lake Formation tags infra/governance.yaml declares, as create_lf_tag takes them."""
+    from cfnlint.decode import cfn_yaml
+
+    template = cfn_yaml.load(str(Path(__file__).resolve().parents[2] / "infra" / "governance.yaml"))
+    return [
+        {"TagKey": resource["Properties"]["TagKey"], "TagValues": list(resource["Properties"]["TagValues"])}
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::LakeFormation::Tag"
+    ]
+
+
+@pytest.fixture(scope="module")
+def lake_formation_run(athena_runs, moto, tmp_path_factory):
+    """Tags created as infra/governance.yaml creates them, then an incremental run of a few models with Lake Formation
+    on (MEDALFLOW_LAKE_FORMATION=true, the consumer's role given): dbt-athena tags each table and its personal
+    columns through moto's Lake Formation API. Gold's lf_grants (data cell filters, which moto lacks) are checked
+    in the configuration only."""
+    lakeformation = boto3.client("lakeformation", endpoint_url=moto["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                                 aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    for tag in governance_tags_of_the_template():
+        lakeformation.create_lf_tag(**tag)
+    # A stale classification on each table, which the run must correct. (moto also fails GetResourceLFTags on a table
+    # that never had a tag, where Lake Formation answers with none.)
+    manifest = athena_runs[2]
+    for name in LAKE_FORMATION_SAMPLE:
+        node = manifest["nodes"][f"model.medalflow.{name}"]
+        lakeformation.add_lf_tags_to_resource(
+            Resource={"Table": {"DatabaseName": node["schema"], "Name": node["alias"]}},
+            LFTags=[{"TagKey": "medalflow_classification", "TagValues": ["internal"]}],
+        )
+    environment = {**moto, "MEDALFLOW_LAKE_FORMATION": "true", "MEDALFLOW_ATHENA_CONSUMER_ROLE_ARN": CONSUMER_ROLE_ARN}
+    dbt = AthenaDbt(environment, tmp_path_factory.mktemp("athena_lake_formation"))
+    target = dbt(
+        "run", "--select", *LAKE_FORMATION_SAMPLE, "--vars", json.dumps(day_interval(DAYS[1]).as_extra()),
+        name="lake_formation",
+    )  # fmt: skip
+    return lakeformation, json.loads((target / "manifest.json").read_text())
+
+
+def column_meta(column: dict) -> dict:
+    return {**(column.get("meta") or {}), **((column.get("config") or {}).get("meta") or {})}
+
+
+def test_lake_formation_tags_on_tables_and_personal_columns(lake_formation_run):
+    lakeformation, manifest = lake_formation_run
+    for name in LAKE_FORMATION_SAMPLE:
+        node = manifest["nodes"][f"model.medalflow.{name}"]
+        table = {"DatabaseName": node["schema"], "Name": node["alias"]}
+        on_table = lakeformation.get_resource_lf_tags(Resource={"Table": table})["LFTagsOnTable"]
+        meta = node["config"]["meta"]
+        assert {tag["TagKey"]: tag["TagValues"] for tag in on_table} == {
+            "medalflow_layer": [meta["layer"]],
+            "medalflow_classification": [meta["data_classification"]],
+            "medalflow_domain": [meta["domain"]],
+        }, name
+        personal = {
+            column: column_meta(c)["pii_type"] for column, c in node["columns"].items() if column_meta(c).get("pii")
+        }
+        columns = lakeformation.get_resource_lf_tags(
+            Resource={"TableWithColumns": {**table, "ColumnNames": list(node["columns"])}}
+        ).get("LFTagsOnColumns", [])
+        tagged = {c["Name"]: [(t["TagKey"], t["TagValues"]) for t in c["LFTags"]] for c in columns}
+        assert tagged == {column: [("medalflow_pii_type", [pii_type])] for column, pii_type in personal.items()}, name
+        assert bool(personal) == (name != "slv_orders"), name
+    assert manifest["nodes"]["model.medalflow.slv_orders"]["config"]["meta"]["domain"] == "Core Domain"
+
+
+def test_descriptions_and_business_meta_are_persisted_to_glue(lake_formation_run, moto):
+    """persist_docs: the table's and columns' descriptions in Glue, and dbt-athena copies the model's meta (domain,
+    layer, classification) into the table's parameters, where Glue's and DataZone's search find them."""
+    _lakeformation, manifest = lake_formation_run
+    glue = boto3.client("glue", endpoint_url=moto["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    node = manifest["nodes"]["model.medalflow.slv_customers"]
+    table = glue.get_table(DatabaseName=node["schema"], Name=node["alias"])["Table"]
+    assert table["Description"].startswith("Current state of every ERP customer (cliente)")
+    parameters = table["Parameters"]
+    assert (parameters["domain"], parameters["layer"], parameters["data_classification"]) == (
+        "Master Data", "silver", "confidential",
+    )  # fmt: skip
+    comments = {column["Name"]: column.get("Comment", "") for column in table["StorageDescriptor"]["Columns"]}
+    assert comments["tax_id_hash"].startswith("HMAC-SHA256")
+
+
+def test_gold_is_granted_to_the_consumer_and_nothing_else_is(lake_formation_run):
+    _lakeformation, manifest = lake_formation_run
+    built = [
+        node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] in ("model", "snapshot")
+        and node["schema"] in {f"{ENVIRONMENT_SCHEMA}_{layer}" for layer in ("bronze", "silver", "gold")}
+    ]
+    gold = [node for node in built if node["schema"] == f"{ENVIRONMENT_SCHEMA}_gold"]
+    assert len(gold) >= 6
+    for node in built:
+        grants = node["config"].get("lf_grants")
+        if node in gold:
+            filters = grants["data_cell_filters"]
+            assert filters["enabled"] is True
+            assert filters["filters"] == {
+                "gold_consumer_all_rows": {"row_filter": "true", "principals": [CONSUMER_ROLE_ARN]}
+            }
+        else:
+            assert grants is None, node["name"]
+        assert node["config"]["grants"] == {}, "Athena has no SQL grants: Lake Formation's"
+        assert node["config"]["lf_tags_config"]["enabled"] is True
+
+
+# --- observability (issue 14): the layer's incremental merge and its publication -------------------------------------
+
+PUBLISHED = {
+    "obs_dbt_invocations", "obs_model_runs", "obs_test_results", "obs_extraction_runs", "obs_source_freshness",
+    "agg_monthly_cash_flow", "agg_monthly_orders", "agg_monthly_forecast_vs_actual",
+}  # fmt: skip
+
+
+def test_observability_models_merge_what_was_landed_since_their_newest_fact(athena_runs):
+    dbt, compiled, _manifest = athena_runs
+    runs = by_node(dbt.statements("incremental"), "obs_model_runs")
+    assert f'merge into "awsdatacatalog"."{ENVIRONMENT_SCHEMA}_observability"."obs_model_runs" as target' in runs
+    assert "target.model_run_id = src.model_run_id" in runs
+    assert f'from "awsdatacatalog"."{RAW_DATABASE}"."ops__dbt_node_results"' in runs
+    assert "where ingestion_date >= coalesce(" in runs
+    assert "date_add('day', -3, max(cast(run_started_at as date)))" in runs
+    # Athena's cost: bytes scanned at 5 USD per TB, at least 10 MB per query.
+    cost = next((compiled / "medalflow").rglob("obs_model_runs.sql")).read_text()
+    assert "greatest(bytes_scanned, 10485760) as double)" in cost
+    assert "/ 1e12 * 5.0" in cost
+
+
+def test_published_tables_are_unloaded_as_parquet_under_the_lake(athena_runs):
+    dbt, _compiled, _manifest = athena_runs
+    unloads = [sql.split("*/", 1)[-1].strip() for _origin, sql in dbt.statements("publish")]
+    unloads = [sql for sql in unloads if sql.startswith("unload")]
+    lake = f"s3://{BUCKET}/test-env/lake/_published"
+    targets = {sql.split(" to '", 1)[1].split("'", 1)[0] for sql in unloads}
+    assert targets == {f"{lake}/{name}/" for name in PUBLISHED}
+    assert all(sql.endswith("with (format = 'PARQUET', compression = 'SNAPPY')") for sql in unloads)
+    # sqlglot's Trino dialect has no UNLOAD: its query is parsed on its own.
+    queries = [("unload", sql.removeprefix("unload (").split(") to '", 1)[0]) for sql in unloads]
+    assert parse_errors(queries, "trino") == []

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from decimal import Decimal
 
 import duckdb
@@ -212,3 +213,147 @@ def test_dbt_refuses_an_empty_pii_key_outside_the_demo(tmp_path):
     command[1] = "compile"
     completed = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
     assert completed.returncode == 0, completed.stdout[-3000:]
+
+
+# --- business tags and the gold-only consumer --------------------------------------------------------------------
+
+CLASSIFICATION_OF_LAYER = {"bronze": "restricted", "silver": "confidential", "gold": "internal"}
+CORE_DOMAIN = {"brz_erp__orders", "slv_orders", "fct_order_correlated", "agg_monthly_orders", "ml_order_features"}
+
+
+def built_nodes(manifest: dict) -> list[dict]:
+    """The medallion's models and snapshots (the observability models describe the platform, not the business)."""
+    return [
+        node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] in ("model", "snapshot")
+        and node["package_name"] == "medalflow"
+        and node["schema"] in CLASSIFICATION_OF_LAYER
+    ]
+
+
+def pii_columns(node: dict) -> dict[str, list[str]]:
+    """The node's personal columns grouped by pii_type, as its column meta says."""
+    found: dict[str, list[str]] = {}
+    for name, column in node["columns"].items():
+        meta = {**(column.get("meta") or {}), **((column.get("config") or {}).get("meta") or {})}
+        if meta.get("pii"):
+            found.setdefault(meta["pii_type"], []).append(name)
+    return found
+
+
+def test_every_model_has_a_domain_and_its_layers_classification_as_meta_and_tags(full_refresh):
+    dbt, _ = full_refresh
+    manifest = json.loads((dbt.work / "target" / "manifest.json").read_text())
+    nodes = built_nodes(manifest)
+    assert len(nodes) >= 28
+    every_model = [node for node in manifest["nodes"].values() if node["resource_type"] == "model"]
+    assert [node["name"] for node in every_model if not node["config"]["meta"].get("data_classification")] == []
+    for node in nodes:
+        meta, tags = node["config"]["meta"], node["config"]["tags"]
+        layer = meta["layer"]
+        assert node["schema"] == layer, node["name"]
+        assert meta["data_classification"] == CLASSIFICATION_OF_LAYER[layer], node["name"]
+        assert meta["domain"], node["name"]
+        assert {layer, meta["data_classification"], meta["domain"].lower().replace(" ", "_")} <= set(tags), node["name"]
+    domains = {node["name"]: node["config"]["meta"]["domain"] for node in nodes}
+    assert {name for name in CORE_DOMAIN if domains[name] == "Core Domain"} == CORE_DOMAIN
+    assert domains["slv_customers"] != "Core Domain"
+
+
+def test_lake_formation_tags_are_the_meta_with_personal_columns_tagged(full_refresh):
+    """dbt-athena's lf_tags_config on every model: the layer, classification and domain on the table, each personal
+    column's pii_type on the column; off unless MEDALFLOW_LAKE_FORMATION=true (on AWS)."""
+    dbt, _ = full_refresh
+    manifest = json.loads((dbt.work / "target" / "manifest.json").read_text())
+    tagged_columns = 0
+    for node in built_nodes(manifest):
+        meta, lf_tags = node["config"]["meta"], node["config"]["lf_tags_config"]
+        assert lf_tags["enabled"] is False, "Lake Formation only when MEDALFLOW_LAKE_FORMATION=true"
+        assert lf_tags["tags"] == {
+            "medalflow_layer": meta["layer"],
+            "medalflow_classification": meta["data_classification"],
+            "medalflow_domain": meta["domain"],
+        }, node["name"]
+        expected = pii_columns(node)
+        assert (lf_tags.get("tags_columns") or {}).get("medalflow_pii_type", {}) == expected, node["name"]
+        tagged_columns += sum(len(columns) for columns in expected.values())
+    assert tagged_columns >= 17, "bronze's clear PII, silver's and the snapshot's hashes"
+
+
+def test_gold_grants_go_to_the_consumer_only_where_the_warehouse_has_roles(full_refresh):
+    dbt, _ = full_refresh
+    manifest = json.loads((dbt.work / "target" / "manifest.json").read_text())
+    for node in built_nodes(manifest):
+        assert node["config"]["grants"] == {}, "DuckDB has no roles: its consumer reads a gold-only file"
+        grants = node["config"].get("lf_grants")
+        if node["schema"] == "gold":
+            filters = grants["data_cell_filters"]
+            assert filters["enabled"] is False
+            assert filters["filters"]["gold_consumer_all_rows"]["row_filter"] == "true"
+        else:
+            assert grants is None, f"{node['name']} is not gold: no consumer grant"
+
+
+def test_the_consumer_file_holds_gold_only_and_opens_read_only(full_refresh, tmp_path, monkeypatch):
+    from medalflow.governance.consumer import (
+        consumer_database_path,
+        open_consumer_database,
+        publish_after_dbt,
+        publish_gold_for_consumers,
+    )
+
+    dbt, _ = full_refresh
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(dbt.warehouse, warehouse)
+    assert consumer_database_path(warehouse) == tmp_path / "consumer" / "medalflow_gold.duckdb"
+    counts = publish_gold_for_consumers(warehouse)
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        gold = dict(
+            connection.execute(
+                "select table_name, estimated_size from duckdb_tables() where schema_name = 'gold'"
+            ).fetchall()
+        )
+        layers = {row[0] for row in connection.execute("select distinct schema_name from duckdb_tables()").fetchall()}
+    assert {"bronze", "silver", "gold"} <= layers
+    assert set(counts) == set(gold)
+    assert len(gold) >= 6
+    with open_consumer_database(consumer_database_path(warehouse)) as consumer:
+        tables = consumer.execute("select schema_name, table_name from duckdb_tables() order by 1, 2").fetchall()
+        assert {schema for schema, _ in tables} == {"gold"}
+        assert {table for _, table in tables} == set(gold)
+        for table, rows in counts.items():
+            assert consumer.execute(f'select count(*) from gold."{table}"').fetchone() == (rows,)
+        assert consumer.execute("select count(*) from gold.agg_monthly_cash_flow").fetchone()[0] > 0
+        assert consumer.execute("select count(*) from duckdb_views() where not internal").fetchone() == (0,)
+        with pytest.raises(duckdb.InvalidInputException, match="read-only"):
+            consumer.execute("create table gold.written (x integer)")
+    # Rewritten after each build that built gold (the medallion's dbt callback), the file replaced whole.
+    consumer_database_path(warehouse).unlink()
+    monkeypatch.setenv("MEDALFLOW_DBT_TARGET", "duckdb")
+    monkeypatch.setenv("MEDALFLOW_DUCKDB_PATH", str(warehouse))
+    # As in Airflow's environment (MWAA's requirements, the compose image): no DuckDB there; dbt's virtualenv copies.
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    assert publish_after_dbt(dbt.work, context={}) == counts
+    assert consumer_database_path(warehouse).is_file()
+    assert not list((tmp_path / "consumer").glob(".*building"))
+    silver_only = tmp_path / "silver_only"
+    (silver_only / "target").mkdir(parents=True)
+    results = json.loads((dbt.work / "target" / "run_results.json").read_text())
+    results["results"] = [r for r in results["results"] if "slv_" in r["unique_id"]]
+    (silver_only / "target" / "run_results.json").write_text(json.dumps(results))
+    shutil.copy(dbt.work / "target" / "manifest.json", silver_only / "target" / "manifest.json")
+    assert publish_after_dbt(silver_only, context={}) is None, "no gold built, nothing to publish"
+    monkeypatch.setenv("MEDALFLOW_DBT_TARGET", "athena")
+    assert publish_after_dbt(dbt.work, context={}) is None, "roles and grants there"
+
+
+def test_the_catalog_says_who_may_read_each_asset():
+    from medalflow.governance.catalog import DAG, TASK, project_catalog
+
+    assets = project_catalog().assets
+    readers = {(asset.layer, asset.readers) for asset in assets if asset.kind not in (DAG, TASK)}
+    assert {("raw", "pipeline only"), ("bronze", "pipeline only"), ("silver", "pipeline only")} <= readers
+    assert {reader for layer, reader in readers if layer == "gold"} == {"pipeline, gold consumer"}
+    assert {reader for layer, reader in readers if layer != "gold"} == {"pipeline only"}
+    assert {asset.readers for asset in assets if asset.kind in (DAG, TASK)} == {""}

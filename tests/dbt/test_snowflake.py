@@ -11,7 +11,10 @@ What fakesnow cannot run, excluded precisely (README of dbt_project/ lists it):
 * unit tests and snapshots (fakesnow does not support them);
 * the second run's merge models (the silver layer): fakesnow's translation of dbt-snowflake's MERGE fails with an
   ambiguous column and leaves its session unusable. Their SQL is still compiled for the incremental path and parsed;
-* table and column comments (persist_docs: fakesnow rejects inline column comments), via MEDALFLOW_DBT_PERSIST_DOCS.
+* table and column comments (persist_docs: fakesnow rejects inline column comments), via MEDALFLOW_DBT_PERSIST_DOCS;
+* masking policies and grants (fakesnow parses neither), via MEDALFLOW_DBT_ACCESS_CONTROL=false: the masking
+  statements are rendered and logged instead of sent, and parsed here; the grants are checked in the configuration.
+  Object tags are sent (fakesnow accepts them as no-ops).
 
 Every statement dbt sent in both builds, and every compiled model and test, parses as Snowflake SQL (sqlglot).
 """
@@ -45,6 +48,7 @@ RAW = [
 # What the second (incremental) build leaves out: see the module docstring.
 FAKESNOW_GAPS = ["resource_type:unit_test", "resource_type:snapshot"]
 FAKESNOW_MERGE_GAP = ["config.incremental_strategy:merge"]
+PUBLISH_STAGE = "MEDALFLOW.OPS.PUBLISHED"
 
 
 def dbt_python() -> str:
@@ -83,6 +87,7 @@ class SnowflakeDbt:
             "MEDALFLOW_LAKE_URI": lake,
             "MEDALFLOW_DBT_TARGET": "snowflake",
             "MEDALFLOW_DBT_PERSIST_DOCS": "false",
+            "MEDALFLOW_DBT_ACCESS_CONTROL": "false",
             "MEDALFLOW_SNOWFLAKE_ACCOUNT": "fakesnow",
             "MEDALFLOW_SNOWFLAKE_USER": "fake",
             "MEDALFLOW_SNOWFLAKE_PASSWORD": "snow",
@@ -133,6 +138,9 @@ def snowflake_builds(fakesnow, world, tmp_path_factory):
     dbt("build", "--exclude", *FAKESNOW_GAPS, "--vars", first, name="first")
     dbt("build", "--exclude", *FAKESNOW_GAPS, *FAKESNOW_MERGE_GAP, "--vars", second, name="second")
     dbt("compile", "--exclude", *FAKESNOW_GAPS, "--vars", second, name="compile")
+    # The observability layer's publication (COPY INTO a stage, which fakesnow lacks): its statements, logged.
+    dbt.environment["MEDALFLOW_SNOWFLAKE_PUBLISH_STAGE"] = PUBLISH_STAGE
+    dbt("run-operation", "publish_models", "--args", "{dry_run: true}", name="publish")
     return dbt
 
 
@@ -187,3 +195,118 @@ def test_pii_hashes_are_hmac_sha256_on_snowflake(snowflake_builds, pii_key):
         digits = "".join(character for character in tax_id if character.isdigit())
         assert email_hash == hmac.new(pii_key.encode(), email.strip().lower().encode(), hashlib.sha256).hexdigest()
         assert tax_id_hash == hmac.new(pii_key.encode(), digits.encode(), hashlib.sha256).hexdigest()
+
+
+# --- governance: object tags (sent), masking policies (rendered and logged), grants to the consumer role ----------
+
+NOT_EXECUTED = "medalflow governance, not executed (MEDALFLOW_DBT_ACCESS_CONTROL=false): "
+
+
+def logged_governance(dbt: SnowflakeDbt, name: str) -> list[tuple[str, str]]:
+    """(node id, SQL) of the access-control statements the run rendered but did not send."""
+    found = []
+    for line in (dbt.work / name / "logs" / "dbt.log").read_text().splitlines():
+        event = json.loads(line)
+        message = str(event["data"].get("msg", ""))
+        if message.startswith(NOT_EXECUTED):
+            found.append((event["data"].get("node_info", {}).get("unique_id", ""), message[len(NOT_EXECUTED) :]))
+    return found
+
+
+def test_tables_and_personal_columns_are_tagged(snowflake_builds):
+    dbt = snowflake_builds
+    # Each as sent, without dbt's query comment.
+    sent = [(node, " ".join(sql.split("/*", 1)[0].lower().split())) for node, sql in dbt.statements("first")]
+    governance = f"{DATABASE.lower()}.governance"
+    created = [sql for node, sql in sent if sql.startswith("create tag if not exists")]
+    assert [sql.split()[5] for sql in created] == [
+        f"{governance}.medalflow_{tag}" for tag in ("layer", "classification", "domain", "pii_type")
+    ]
+    assert f"create schema if not exists {governance}" in [sql for _node, sql in sent]
+    customers = [sql for node, sql in sent if node == "model.medalflow.slv_customers" and " set tag " in sql]
+    assert customers[0] == (
+        f"alter table {DATABASE.lower()}.silver.slv_customers set tag {governance}.medalflow_layer = 'silver', "
+        f"{governance}.medalflow_classification = 'confidential', {governance}.medalflow_domain = 'master data'"
+    )
+    columns = {sql.split(" modify column ")[1].split()[0]: sql.rsplit("= ", 1)[1] for sql in customers[1:]}
+    assert columns == {
+        "email_hash": "'email'",
+        "email_domain_hash": "'email'",
+        "tax_id_hash": "'tax_id'",
+        "phone_hash": "'phone'",
+        "phone_masked": "'phone'",
+    }
+    orders = [sql for node, sql in sent if node == "model.medalflow.agg_monthly_orders" and " set tag " in sql]
+    assert orders == [
+        f"alter table {DATABASE.lower()}.gold.agg_monthly_orders set tag {governance}.medalflow_layer = 'gold', "
+        f"{governance}.medalflow_classification = 'internal', {governance}.medalflow_domain = 'core domain'"
+    ]
+
+
+def test_personal_columns_are_masked_for_every_role_but_the_pipelines(snowflake_builds):
+    dbt = snowflake_builds
+    rendered = logged_governance(dbt, "first")
+    policy = f"{DATABASE}.governance.mask_pii_string"
+    on_run_start = [sql for node, sql in rendered if not node or "on-run-start" in node]
+    assert on_run_start == [
+        f"create masking policy if not exists {policy} as (val string) returns string -> "
+        "case when current_role() in ('TRANSFORMER') then val else '***MASKED***' end",
+        f"alter masking policy {policy} set body -> "
+        "case when current_role() in ('TRANSFORMER') then val else '***MASKED***' end",
+    ]
+    masked = {
+        (node.rsplit(".", 1)[1], sql.split(" modify column ")[1].split()[0])
+        for node, sql in rendered
+        if node.startswith("model.") and sql.endswith(f" set masking policy {policy} force")
+    }
+    assert {("slv_customers", "tax_id_hash"), ("slv_forecast_projects", "project_owner_hash")} <= masked
+    assert ("brz_erp__customers", "customer_name") in masked, "bronze's clear PII too"
+    assert not {model for model, _column in masked if model.startswith(("agg_", "ml_", "rank_"))}, "gold has none"
+    assert len(masked) >= 12
+    errors = []
+    for origin, sql in rendered:
+        try:
+            sqlglot.parse(sql, read="snowflake")
+        except ParseError as error:
+            errors.append(f"{origin}: {str(error)[:300]}")
+    assert errors == []
+
+
+def test_gold_is_granted_to_the_consumer_role_only(snowflake_builds, tmp_path):
+    """With access control on (a real Snowflake), dbt grants SELECT on each gold table to the consumer role."""
+    dbt = snowflake_builds
+    parsed = SnowflakeDbt(dbt.port, dbt.environment["MEDALFLOW_LAKE_URI"], tmp_path)
+    parsed.environment.pop("MEDALFLOW_DBT_ACCESS_CONTROL")
+    parsed.environment["MEDALFLOW_SNOWFLAKE_CONSUMER_ROLE"] = "BI_READER"
+    parsed("parse", name="parse")
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    built = [node for node in manifest["nodes"].values() if node["resource_type"] in ("model", "snapshot")]
+    granted = {node["name"]: node["config"]["grants"] for node in built if node["config"]["grants"]}
+    gold = {node["name"] for node in built if node["schema"] == "gold"}
+    assert len(gold) >= 6
+    assert granted == {name: {"select": ["BI_READER"]} for name in gold}
+
+
+def test_observability_models_are_built_and_their_publication_is_snowflake_sql(snowflake_builds):
+    """The observability layer's first build over the empty ops raw tables; its publication as REMOVE + COPY INTO the
+    stage over <lake>/_published, for every observability model and the gold monthly tables."""
+    dbt = snowflake_builds
+    for name in ("obs_dbt_invocations", "obs_model_runs", "obs_test_results", "obs_extraction_runs",
+                 "obs_source_freshness"):  # fmt: skip
+        assert dbt.query(f"select count(*) from observability.{name}") == [[0]]
+    events = [json.loads(line) for line in (dbt.work / "publish" / "logs" / "dbt.log").read_text().splitlines()]
+    prefix = "publish_models statement: "
+    statements = [
+        event["data"]["msg"][len(prefix) :] for event in events if str(event["data"].get("msg", "")).startswith(prefix)
+    ]
+    copies = [sql for sql in statements if sql.startswith("copy into")]
+    assert {sql.split(" ", 3)[2] for sql in copies} == {
+        f"@{PUBLISH_STAGE}/{name}/"
+        for name in ("obs_dbt_invocations", "obs_model_runs", "obs_test_results", "obs_extraction_runs",
+                     "obs_source_freshness", "agg_monthly_cash_flow", "agg_monthly_orders",
+                     "agg_monthly_forecast_vs_actual")
+    }  # fmt: skip
+    assert all("file_format = (type = parquet) header = true overwrite = true" in sql for sql in copies)
+    assert sum(sql.startswith("remove @") for sql in statements) == len(copies)
+    for sql in copies:
+        sqlglot.parse(sql, read="snowflake")  # raises ParseError when it is not Snowflake SQL

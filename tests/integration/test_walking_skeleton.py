@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from medalflow_demo import erp
-from medalflow_demo.pipeline import load_dags, run_pipeline
+from medalflow_demo.pipeline import load_dags, run_dag, run_pipeline
 from medalflow_demo.world import DemoConfig, generate
 
 pytestmark = pytest.mark.integration
@@ -88,3 +88,24 @@ def test_erp_to_gold_through_airflow_and_cosmos(skeleton_environment):
     assert silver_orders == erp_orders
     assert forecast_projects == len(world.forecast_projects()) > 0
     assert silver_deleted == erp_deleted
+
+    # What `make demo` does next: the observability DAG lands the runs' records, models them and publishes them;
+    # the medalflow page (plugins/medalflow_observability.py) then shows these runs and the gold charts.
+    from medalflow.observability_page import page_data
+
+    run_dag(dags["observability"])
+    page = page_data(str(work / "lake" / "_published"))
+    dbt_runs = [run for run in page["runs"] if run["dag_id"] == "medallion"]
+    extraction_runs = {run["dag_id"] for run in page["runs"] if run["dag_id"].startswith("extract_")}
+    assert [run["status"] for run in dbt_runs] == ["success"], page["runs"]
+    assert {"extract_erp", "extract_partner_api", "extract_file_drops"} <= extraction_runs
+    assert page["summary"]["failed_runs"] == 0
+    assert page["summary"]["success_rate"] == 1
+    assert page["target_types"] == ["duckdb"]
+    assert not page["cost_available"]
+    assert page["summary"]["cost_usd"] is None, "cost is Athena's: empty on DuckDB"
+    assert page["slowest_models"]
+    assert all(row["avg_seconds"] > 0 for row in page["slowest_models"])
+    orders_chart = page["gold"]["orders"]
+    assert orders_chart
+    assert sum(orders_chart["order_count"]) == sum(count for _month, count, _units, _sales in gold)

@@ -100,7 +100,8 @@ def test_the_cli_prints_kind_layer_name_owner_tags_and_pii(capsys):
     assert cli_main(["catalog", "Risco Cambial"]) == 0
     out = capsys.readouterr().out
     assert "model | gold | ml_order_features" in out
-    assert "owner: data-platform; tags: gold; domain: Core Domain" in out
+    assert "owner: data-platform; tags: gold, internal, core_domain; domain: Core Domain" in out
+    assert "pii: none; readers: pipeline, gold consumer" in out
     assert cli_main(["catalog", "no such thing anywhere"]) == 0
     assert capsys.readouterr().out == 'no asset matches "no such thing anywhere"\n'
 

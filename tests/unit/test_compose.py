@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import importlib.machinery
+import importlib.util
 import json
 import re
 from itertools import pairwise
@@ -31,6 +33,12 @@ AIRFLOW_COMPONENTS = {
 AIRFLOW_SERVICES = ["airflow-init", *AIRFLOW_COMPONENTS]
 DEMO_SERVICES = ["partner-api", "erp-seed", "file-drops-seed"]
 ONE_SHOT_SERVICES = {"airflow-init", "minio-init", "erp-seed", "file-drops-seed"}
+METRICS_SERVICES = {"statsd-exporter", "prometheus"}
+STATSD_MAPPINGS = PROJECT_ROOT / "docker" / "statsd-exporter" / "mappings.yml"
+PROMETHEUS_CONFIG = PROJECT_ROOT / "docker" / "prometheus" / "prometheus.yml"
+# The compose test's stand-in for the StatsD exporter: its rule matching is the real exporter's (glob per component,
+# first match wins, unmatched names with `_` for other characters), so the mapping file can be checked here.
+STATSD_EXPORTER_STANDIN = PROJECT_ROOT / "tests" / "compose" / "standins" / "statsd_exporter"
 # What the image must not carry: requirements/dev.txt's test and lint tools.
 TEST_TOOLS = {"pytest", "pytest-timeout", "ruff", "moto", "selenium"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|_KEY\b|_KEY_", re.IGNORECASE)
@@ -64,6 +72,7 @@ def test_the_stack_has_its_services(services):
         "minio",
         "minio-init",
         "redis",
+        *METRICS_SERVICES,
         *DEMO_SERVICES,
         *AIRFLOW_SERVICES,
     }
@@ -134,8 +143,9 @@ def test_the_airflow_services_share_one_environment_block(services):
 
 
 def test_the_airflow_services_are_the_airflow_3_components_with_celery_as_on_mwaa(services):
-    commands = {name: services[name]["command"] for name in AIRFLOW_COMPONENTS}
+    commands = {name: services[name]["command"][: len(command)] for name, command in AIRFLOW_COMPONENTS.items()}
     assert commands == AIRFLOW_COMPONENTS
+    assert services["airflow-worker"]["command"][3:] == ["--without-mingle", "--without-gossip"]
     environment = services["airflow-scheduler"]["environment"]
     assert environment["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert environment["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379/")
@@ -346,3 +356,168 @@ def test_every_setting_read_from_env_is_documented():
     assert variables
     missing = sorted(variable for variable in variables if f"`{variable}`" not in documented)
     assert not missing, f"docs/compose.md does not describe {missing}"
+
+
+# --- the demo flow and the start-up -----------------------------------------------------------------------------------
+
+
+def test_the_extraction_dags_are_scheduled_for_the_seeded_days(services):
+    """Unpausing an extraction runs the days the seeding loaded, and no other (dags/medalflow/dag_defaults.py)."""
+    environment = services["airflow-scheduler"]["environment"]
+    erp_seed = services["erp-seed"]["command"]
+    seeded = (erp_seed[erp_seed.index("--start") + 1], erp_seed[erp_seed.index("--end") + 1])
+    window = (environment["MEDALFLOW_EXTRACTION_WINDOW_START"], environment["MEDALFLOW_EXTRACTION_WINDOW_END"])
+    assert window == seeded
+    drops = services["file-drops-seed"]["environment"]
+    assert (drops["DEMO_START"], drops["DEMO_END"]) == window
+
+
+def test_health_is_seen_within_seconds_and_the_worker_ping_is_throttled(services, compose):
+    for name, service in services.items():
+        if name not in ONE_SHOT_SERVICES:
+            interval = service["healthcheck"]["interval"]
+            assert int(interval.removesuffix("s")) <= 5, (
+                f"{name}: `up --wait` would see it healthy up to {interval} late"
+            )
+    worker_check = services["airflow-worker"]["healthcheck"]["test"]
+    assert worker_check[0] == "CMD-SHELL"
+    script = worker_check[1]
+    assert "inspect ping" in script
+    assert "-mmin -1" in script
+    # The stamp is written only when the ping answered.
+    assert re.search(r"inspect ping [^\n]*\\\n\s*&& touch", script), script
+
+
+def test_the_init_service_builds_dbt_docs_beside_the_migration_and_fails_when_dbt_does(services):
+    script = services["airflow-init"]["command"][-1]
+    docs = script.index("python -m medalflow.dbt_commands docs generate")
+    assert docs < script.index("airflow db migrate"), "dbt waits for the migration"
+    assert re.search(r"\) > \S+ 2>&1 &\n\s*dbt_docs=\$\$!", script), "dbt's job does not run in the background"
+    assert script.index("airflow pools set") < script.index('wait "$$dbt_docs"'), "init ends before dbt has"
+    assert "exit 1" in script.split('wait "$$dbt_docs"', 1)[1]
+
+
+# --- metrics: Airflow's StatsD -> the StatsD exporter -> Prometheus ---------------------------------------------------
+
+
+def statsd_exporter_standin():
+    loader = importlib.machinery.SourceFileLoader("statsd_exporter_standin", str(STATSD_EXPORTER_STANDIN))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def exporter():
+    standin = statsd_exporter_standin()
+    entries = yaml.safe_load(STATSD_MAPPINGS.read_text())["mappings"]
+    return standin.Exporter([standin.Rule(number, entry) for number, entry in enumerate(entries, 1)])
+
+
+def test_airflow_sends_statsd_to_the_exporter_that_prometheus_scrapes(services):
+    environment = services["airflow-scheduler"]["environment"]
+    assert environment["AIRFLOW__METRICS__STATSD_ON"] == "True"
+    assert environment["AIRFLOW__METRICS__STATSD_PREFIX"] == "airflow"
+    exporter_service = services[environment["AIRFLOW__METRICS__STATSD_HOST"]]
+    assert exporter_service["image"].startswith("prom/statsd-exporter:")
+    command = exporter_service["command"]
+    assert f"--statsd.listen-udp=:{environment['AIRFLOW__METRICS__STATSD_PORT']}" in command
+    mount = next(volume for volume in exporter_service["volumes"] if volume.startswith("./docker/statsd-exporter/"))
+    source, target, mode = mount.split(":")
+    assert (PROJECT_ROOT / source).resolve() == STATSD_MAPPINGS
+    assert f"--statsd.mapping-config={target}" in command
+    assert mode == "ro"
+    # Airflow resolves the StatsD host when a process starts: every component starts after the exporter.
+    for name in AIRFLOW_COMPONENTS:
+        assert services[name]["depends_on"]["statsd-exporter"]["condition"] == "service_healthy", name
+    assert "statsd-exporter" in services["airflow-init"]["depends_on"]
+
+    web_port = next(option.rsplit(":", 1)[1] for option in command if option.startswith("--web.listen-address="))
+    prometheus = services["prometheus"]
+    assert prometheus["image"].startswith("prom/prometheus:")
+    assert "./docker/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    scraped = {
+        target
+        for job in yaml.safe_load(PROMETHEUS_CONFIG.read_text())["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    assert f"statsd-exporter:{web_port}" in scraped
+    assert prometheus["ports"] == ["127.0.0.1:${PROMETHEUS_PORT:-9090}:9090"]
+
+
+def test_the_image_has_the_statsd_client_at_mwaas_version():
+    """Without the `statsd` package Airflow logs an error and sends nothing; MWAA's image has the constraints' one."""
+    constraints = (PROJECT_ROOT / "requirements" / "constraints" / "airflow_constraints.txt").read_text()
+    mwaa_version = re.search(r"^statsd==(\S+)$", constraints, re.M).group(1)
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert f"ARG STATSD_VERSION={mwaa_version}\n" in dockerfile
+    assert '"statsd==${STATSD_VERSION}"' in dockerfile.split(" AS demo", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("statsd", "kind", "prometheus", "labels"),
+    [
+        ("airflow.scheduler_heartbeat", "counter", "airflow_scheduler_heartbeat_total", {}),
+        ("airflow.dagrun.duration.success.medallion", "timer", "airflow_dagrun_duration_seconds",
+         {"dag_id": "medallion", "state": "success"}),
+        ("airflow.dagrun.schedule_delay.extract_erp", "timer", "airflow_dagrun_schedule_delay_seconds",
+         {"dag_id": "extract_erp"}),
+        ("airflow.dag.medallion.silver__orders_run.duration", "timer", "airflow_task_duration_seconds",
+         {"dag_id": "medallion", "task_id": "silver__orders_run"}),
+        ("airflow.ti.finish.extract_erp.extract_orders.success", "counter", "airflow_ti_finish_total",
+         {"dag_id": "extract_erp", "task_id": "extract_orders", "state": "success"}),
+        ("airflow.ti.queued.default.medallion.dbt_producer", "gauge", "airflow_task_instances",
+         {"state": "queued", "queue": "default", "dag_id": "medallion", "task_id": "dbt_producer"}),
+        ("airflow.pool.open_slots.duckdb_writer", "gauge", "airflow_pool_open_slots", {"pool": "duckdb_writer"}),
+        ("airflow.operator_failures_PythonOperator", "counter", "airflow_operator_failures_total",
+         {"operator": "PythonOperator"}),
+        ("airflow.executor.queued_tasks.CeleryExecutor", "gauge", "airflow_executor_queued_tasks",
+         {"executor": "CeleryExecutor"}),
+        ("airflow.task_instance_created_EmptyOperator", "counter", "airflow_task_instance_created_total",
+         {"operator": "EmptyOperator"}),
+        ("airflow.scheduler.tasks.executable", "gauge", "airflow_scheduler_tasks_executable", {}),
+    ],
+)  # fmt: skip
+def test_airflow_metric_names_map_to_readable_prometheus_names_with_labels(exporter, statsd, kind, prometheus, labels):
+    name, mapped_labels, _ = exporter.map(statsd, kind)
+    assert (name, mapped_labels) == (prometheus, labels)
+
+
+def test_every_airflow_metric_with_ids_in_its_name_gets_labels_and_its_plain_twin_is_dropped(exporter):
+    """Airflow's registry of metrics (legacy names with {dag_id}, {task_id}... and the same metric without them):
+    the DAG, task, run and pool metrics come out labelled, and their twin without ids is dropped."""
+    from airflow._shared.observability.metrics import metrics_registry
+
+    registry = yaml.safe_load((Path(metrics_registry.__file__).parent / "metrics_template.yaml").read_text())
+    covered = ("dag_id", "task_id", "pool_name", "operator_name")
+    sample = {"dag_id": "some_dag", "task_id": "group__some_task", "state": "success", "queue": "default",
+              "pool_name": "default_pool", "operator_name": "PythonOperator", "bundle_name": "dags-folder",
+              "file_name": "medallion__py", "hostname": "host", "job_id": "1", "return_code": "0"}  # fmt: skip
+    checked = []
+    for metric in registry["metrics"]:
+        legacy, variables = metric.get("legacy_name", "-"), metric.get("name_variables") or []
+        # Not mapped: the edge executor's (not used), the OpenLineage provider's and the pre-Airflow-3 task job's.
+        skipped = legacy.startswith(("edge_worker.", "ol.", "local_task_job."))
+        if legacy == "-" or not set(variables) & set(covered) or skipped:
+            continue
+        kind = {"counter": "counter", "gauge": "gauge", "timer": "timer"}[metric["type"]]
+        name, labels, _ = exporter.map("airflow." + legacy.format(**sample), kind)
+        assert labels, f"{legacy}: no labels ({name})"
+        carried = {sample[variable] for variable in variables if variable in covered}
+        assert carried <= set(labels.values()), f"{legacy}: {labels} lacks {carried}"
+        assert exporter.map("airflow." + metric["name"], kind) is None, f"{metric['name']}: its twin is not dropped"
+        checked.append(legacy)
+    assert len(checked) >= 15, checked
+
+
+def test_one_prometheus_name_has_one_type_and_one_set_of_labels(exporter):
+    """The exporter drops samples whose name it has seen with other labels: rules sharing a name must agree."""
+    seen = {}
+    for rule in exporter.rules:
+        if rule.action == "drop" or "$" in rule.name:
+            continue
+        labels = frozenset(rule.labels)
+        assert seen.setdefault(rule.name, labels) == labels, rule.name

@@ -34,10 +34,14 @@ from medalflow import settings
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 # The order of creation (infra/README.md): a stack imports only what the stacks before it export.
-STACK_ORDER = ["storage", "network", "alerts", "catalog", "athena", "execution-role", "mwaa"]
+STACK_ORDER = [
+    "storage", "network", "alerts", "catalog", "athena", "execution-role", "governance", "mwaa", "monitoring",
+]  # fmt: skip
 ENVIRONMENTS = ["dev", "hom", "prod"]
 TAG_KEYS = {"Project", "Environment", "ManagedBy", "Owner", "Layer", "Component"}
-LAYERS = {"raw", "bronze", "silver", "gold", "all", "none"}
+LAYERS = {"raw", "bronze", "silver", "gold", "observability", "all", "none"}
+# The Glue databases: one per layer, and the pipeline's own observability facts.
+GLUE_DATABASES = ["raw", "bronze", "silver", "gold", "observability"]
 ENVIRONMENT_NAME = "${Project}-${Environment}-airflow"
 LOG_COMPONENTS = ["DAGProcessing", "Scheduler", "Task", "WebServer", "Worker"]
 
@@ -51,9 +55,15 @@ NAMES = {
     "AWS::MWAA::Environment": ("Name", r"\$\{Project\}-\$\{Environment\}-[a-z-]+"),
     "AWS::EC2::SecurityGroup": ("GroupName", r"\$\{Project\}-\$\{Environment\}-[a-z-]+"),
     # Glue database names take no hyphen: {project}_{env}_{layer}.
-    "AWS::Glue::Database": ("DatabaseInput.Name", r"\$\{Project\}_\$\{Environment\}_(raw|bronze|silver|gold)"),
+    "AWS::Glue::Database": (
+        "DatabaseInput.Name",
+        r"\$\{Project\}_\$\{Environment\}_(raw|bronze|silver|gold|observability)",
+    ),
     # MWAA decides these: airflow-<environment name>-<component>.
     "AWS::Logs::LogGroup": ("LogGroupName", r"airflow-\$\{Project\}-\$\{Environment\}-airflow-[A-Za-z]+"),
+    "AWS::IAM::ManagedPolicy": ("ManagedPolicyName", r"\$\{Project\}-\$\{Environment\}-[a-z-]+"),
+    "AWS::CloudWatch::Alarm": ("AlarmName", r"\$\{Project\}-\$\{Environment\}-[a-z-]+"),
+    "AWS::CloudWatch::Dashboard": ("DashboardName", r"\$\{Project\}-\$\{Environment\}-[a-z-]+"),
 }
 # Types whose resources CloudFormation names itself or that have no name (tagged Name where EC2 allows).
 UNNAMED = {
@@ -74,6 +84,10 @@ UNNAMED = {
     "AWS::EC2::FlowLog",
     "AWS::EC2::SecurityGroupIngress",
     "AWS::EC2::SecurityGroupEgress",
+    # Lake Formation tags are named by their key, account-wide; associations and grants have no name.
+    "AWS::LakeFormation::Tag",
+    "AWS::LakeFormation::TagAssociation",
+    "AWS::LakeFormation::PrincipalPermissions",
 }
 # Actions that take no resource type, so "*" is the only resource they can have; each is justified in the template.
 RESOURCELESS_ACTIONS = {"s3:GetAccountPublicAccessBlock", "cloudwatch:PutMetricData", "lakeformation:GetDataAccess"}
@@ -412,7 +426,7 @@ def test_what_later_work_builds_on_is_exported() -> None:
         "mwaa-environment-name",
     ]:
         assert f"${{Project}}-${{Environment}}-{name}" in exported
-    for layer in ["raw", "bronze", "silver", "gold"]:
+    for layer in GLUE_DATABASES:
         assert f"${{Project}}-${{Environment}}-glue-database-{layer}" in exported
 
 
@@ -420,7 +434,7 @@ def test_what_later_work_builds_on_is_exported() -> None:
 def test_dbt_on_athena_uses_this_environments_glue_databases(environment: str) -> None:
     """dbt on Athena builds each layer in <MEDALFLOW_ATHENA_SCHEMA>_<layer> and reads the raw sources from
     <MEDALFLOW_ATHENA_SCHEMA>_raw (dbt_project/macros/generate_schema_name.sql, the sources' schema; what dbt sends is
-    asserted by tests/dbt/test_athena.py): deploy's setting must name exactly the catalog's four databases."""
+    asserted by tests/dbt/test_athena.py): deploy's setting must name exactly the catalog's databases."""
     from medalflow_deploy.config import parse_env_file
 
     env_file = ROOT / "deploy" / f"{environment}.env"
@@ -432,7 +446,7 @@ def test_dbt_on_athena_uses_this_environments_glue_databases(environment: str) -
         .replace("${Environment}", parameters["Environment"])
         for _stem, _logical_id, resource in resources("AWS::Glue::Database")
     }
-    assert databases == {f"{dbt_schema}_{layer}" for layer in ["raw", "bronze", "silver", "gold"]}
+    assert databases == {f"{dbt_schema}_{layer}" for layer in GLUE_DATABASES}
 
 
 def strings(node: Any) -> Iterator[str]:
@@ -605,7 +619,7 @@ def test_the_role_uses_its_athena_workgroup_glue_databases_key_topic_queue_and_l
     ]
     (glue,) = statements_with("glue:")
     glue_arn = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}"
-    layers = ["raw", "bronze", "silver", "gold"]
+    layers = GLUE_DATABASES
     assert resources_of(glue) == [
         f"{glue_arn}:catalog",
         *(f"{glue_arn}:database/{env_import(f'glue-database-{layer}')}" for layer in layers),
@@ -842,6 +856,10 @@ MOTO_MISSING_TYPES = {
     "AWS::SNS::Subscription",
     "AWS::EC2::SecurityGroupEgress",
     "AWS::MWAA::Environment",
+    "AWS::CloudWatch::Alarm",
+    "AWS::LakeFormation::Tag",
+    "AWS::LakeFormation::TagAssociation",
+    "AWS::LakeFormation::PrincipalPermissions",
 }
 # Properties moto's model of a supported type ignores or misreads, applied through the API after the stack.
 MOTO_IGNORED_PROPERTIES = {
@@ -849,8 +867,10 @@ MOTO_IGNORED_PROPERTIES = {
     "AWS::KMS::Key": ["Tags"],  # moto reads CloudFormation's Key/Value tags as TagKey/TagValue and fails
     "AWS::SNS::Topic": ["Tags"],  # moto stores them as an attribute, not as tags
 }
-# Not deployable on moto at all: validated statically (above) and against botocore's model with moto's real exports.
-NOT_ON_MOTO = {"mwaa"}
+# Not deployed by the `deployed` fixture. mwaa is not deployable on moto at all: validated statically (above) and
+# against botocore's model with moto's real exports. monitoring imports the mwaa stack's environment name: `monitored`
+# deploys it after a stand-in stack exporting that name.
+NOT_ON_MOTO = {"mwaa", "monitoring"}
 
 
 def test_moto_still_lacks_what_the_test_provides() -> None:
@@ -926,6 +946,9 @@ class Moto:
         for logical_id, resource in template["Resources"].items():
             if resource["Type"] == "AWS::S3::Bucket" and logical_id in renderer.physical:
                 renderer.attributes[f"{logical_id}.Arn"] = f"arn:aws:s3:::{renderer.physical[logical_id]}"
+            if resource["Type"] == "AWS::IAM::Role" and logical_id in renderer.physical:
+                role = self.client("iam").get_role(RoleName=renderer.physical[logical_id])["Role"]
+                renderer.attributes[f"{logical_id}.Arn"] = role["Arn"]
         for logical_id in sorted(missing - before):
             self.provide(template["Resources"][logical_id], renderer)
         for logical_id, resource in template["Resources"].items():
@@ -968,6 +991,25 @@ class Moto:
                 IpPermissions=[{"IpProtocol": properties["IpProtocol"], "UserIdGroupPairs": [pair]}],
             )
             return properties["GroupId"]
+        if kind == "AWS::CloudWatch::Alarm":
+            # CloudFormation's alarm properties are PutMetricAlarm's parameters.
+            self.client("cloudwatch").put_metric_alarm(**properties)
+            return properties["AlarmName"]
+        lakeformation = self.client("lakeformation")
+        if kind == "AWS::LakeFormation::Tag":
+            lakeformation.create_lf_tag(**properties)
+            return properties["TagKey"]
+        if kind == "AWS::LakeFormation::TagAssociation":
+            lakeformation.add_lf_tags_to_resource(Resource=properties["Resource"], LFTags=properties["LFTags"])
+            return json.dumps(properties["Resource"], sort_keys=True)
+        if kind == "AWS::LakeFormation::PrincipalPermissions":
+            lakeformation.grant_permissions(
+                Principal=properties["Principal"],
+                Resource=properties["Resource"],
+                Permissions=properties["Permissions"],
+                PermissionsWithGrantOption=properties["PermissionsWithGrantOption"],
+            )
+            return json.dumps([properties["Principal"], properties["Resource"]], sort_keys=True)
         raise AssertionError(f"no stand-in for {kind}")
 
     def apply_ignored(self, resource: dict[str, Any], physical_id: str, renderer: Renderer) -> None:
@@ -1118,7 +1160,7 @@ def test_on_moto_the_alert_topic_is_encrypted_tagged_and_tls_only(deployed: Moto
 def test_on_moto_the_glue_databases_are_located_in_the_lake(deployed: Moto) -> None:
     glue = deployed.client("glue")
     lake = f"{deployed.project}-dev-lake-{deployed.account}"
-    for layer in ["raw", "bronze", "silver", "gold"]:
+    for layer in GLUE_DATABASES:
         database = glue.get_database(Name=f"{deployed.project}_dev_{layer}")["Database"]
         expected = (
             f"s3://{lake}/lake/raw/" if layer == "raw" else f"s3://{lake}/warehouse/{deployed.project}_dev_{layer}/"
@@ -1246,3 +1288,473 @@ def test_on_moto_the_mwaa_request_from_the_real_exports_is_valid(deployed: Moto)
         assert re.fullmatch(
             logs["Resource"].replace("*", ".*"), f"arn:aws:logs:{REGION}:{deployed.account}:log-group:{group}"
         )
+
+
+# --- monitoring (issue 14): alarms to the alert topic, the operational dashboard ------------------------------------
+
+# The metrics the alarms and the dashboard use, as MWAA and Athena publish them (namespace -> metric -> dimension
+# names): MWAA's Airflow metrics in CloudWatch (its user guide, "Apache Airflow metrics available in CloudWatch", and
+# the dashboard template there); Athena's query metrics of a workgroup with PublishCloudWatchMetricsEnabled.
+PUBLISHED_METRICS = {
+    "AmazonMWAA": {
+        "DAGDurationFailed": {"DAG", "Environment"},
+        "DAGDurationSuccess": {"DAG", "Environment"},
+        "SchedulerHeartbeat": {"Function", "Environment"},
+        "QueuedTasks": {"Function", "Environment"},
+        "RunningTasks": {"Function", "Environment"},
+        "TotalParseTime": {"Function", "Environment"},
+        "ImportErrors": {"Function", "Environment"},
+    },
+    "AWS/Athena": {"ProcessedBytes": {"WorkGroup"}, "TotalExecutionTime": {"WorkGroup"}},
+}
+# MWAA's Function dimension value for each metric published with one.
+FUNCTION_OF = {
+    "SchedulerHeartbeat": "Scheduler",
+    "QueuedTasks": "Executor",
+    "RunningTasks": "Executor",
+    "TotalParseTime": "DAG Processing",
+    "ImportErrors": "DAG Processing",
+}
+ALARMS = {
+    "dag-failed",
+    "run-too-long",
+    "scheduler-heartbeat",
+    "tasks-queued-too-long",
+    "athena-bytes-over-budget",
+}
+ALERT_TOPIC = {"Fn::ImportValue": {"Fn::Sub": "${Project}-${Environment}-alert-topic-arn"}}
+MONITORING_IMPORTS = {
+    "mwaa-environment-name": "medalflow-dev-airflow",
+    "athena-workgroup-name": "medalflow-dev-pipeline",
+    "alert-topic-arn": "arn:aws:sns:eu-west-1:000000000000:medalflow-dev-alerts",
+}
+
+
+def alarms() -> dict[str, dict[str, Any]]:
+    """Alarm name suffix -> the alarm's properties."""
+    found = {}
+    for _stem, _logical_id, resource in resources("AWS::CloudWatch::Alarm"):
+        name = text(resource["Properties"]["AlarmName"]).removeprefix("${Project}-${Environment}-")
+        found[name] = resource["Properties"]
+    return found
+
+
+def metric_stats(properties: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every metric an alarm reads: its own, or each MetricStat of its metric math."""
+    if "MetricName" in properties:
+        return [
+            {"Namespace": properties["Namespace"], "MetricName": properties["MetricName"], **properties}
+            | {"Dimensions": properties["Dimensions"]}
+        ]
+    return [query["MetricStat"]["Metric"] for query in properties["Metrics"] if "MetricStat" in query]
+
+
+def test_monitoring_has_the_five_alarms_of_issue_14_all_in_its_template() -> None:
+    assert set(alarms()) == ALARMS
+    assert {stem for stem, _, _ in resources("AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard")} == {"monitoring"}
+
+
+def test_every_alarm_notifies_the_alert_topic_when_it_fires_and_when_it_clears() -> None:
+    for name, properties in alarms().items():
+        assert properties["ActionsEnabled"] is True, name
+        assert properties["AlarmActions"] == [ALERT_TOPIC], name
+        assert properties["OKActions"] == [ALERT_TOPIC], name
+        assert "docs/operations.md" in text(properties["AlarmDescription"]), (
+            f"{name}: the description names the runbook"
+        )
+
+
+def test_every_alarm_threshold_and_window_comes_from_a_parameter_file() -> None:
+    parameters = TEMPLATES["monitoring"]["Parameters"]
+    for name, properties in alarms().items():
+        threshold = properties["Threshold"]
+        assert set(threshold) == {"Ref"}, f"{name}: Threshold {threshold}"
+        assert threshold["Ref"] in parameters, f"{name}: Threshold {threshold}"
+        for environment in ENVIRONMENTS:
+            assert threshold["Ref"] in parameter_file(environment)["monitoring"], f"{environment}.json: {name}"
+        for key in ["EvaluationPeriods", "DatapointsToAlarm"]:
+            value = properties[key]
+            assert value == 1 or (set(value) == {"Ref"} and value["Ref"] in parameters), f"{name}: {key}"
+    # Stricter where it matters: production's run and scan budgets are at least the others'.
+    dev, prod = (parameter_file(env)["monitoring"] for env in ["dev", "prod"])
+    assert int(prod["MaxRunMinutes"]) >= int(dev["MaxRunMinutes"])
+    assert int(prod["AthenaDailyBudgetGiB"]) >= int(dev["AthenaDailyBudgetGiB"])
+
+
+def test_alarms_watch_metrics_by_the_names_and_dimensions_mwaa_and_athena_publish() -> None:
+    found = alarms()
+    for name, properties in found.items():
+        for metric in metric_stats(properties):
+            namespace, metric_name = metric["Namespace"], metric["MetricName"]
+            dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+            assert metric_name in PUBLISHED_METRICS[namespace], f"{name}: {namespace}/{metric_name}"
+            assert set(dimensions) == PUBLISHED_METRICS[namespace][metric_name], f"{name}: {metric_name}"
+            if "Function" in dimensions:
+                assert dimensions["Function"] == FUNCTION_OF[metric_name], name
+            if "Environment" in dimensions:
+                assert dimensions["Environment"] == {
+                    "Fn::ImportValue": {"Fn::Sub": "${Project}-${Environment}-mwaa-environment-name"}
+                }, name
+            if "WorkGroup" in dimensions:
+                assert dimensions["WorkGroup"] == {
+                    "Fn::ImportValue": {"Fn::Sub": "${Project}-${Environment}-athena-workgroup-name"}
+                }, name
+    # The any-DAG alarm counts failed runs over every DAG of this environment with a Metrics Insights query.
+    (query,) = [q for q in found["dag-failed"]["Metrics"] if q.get("ReturnData")]
+    expression = text(query["Expression"])
+    assert re.fullmatch(
+        r"SELECT COUNT\(DAGDurationFailed\) FROM SCHEMA\(AmazonMWAA, DAG, Environment\)\s+"
+        r"WHERE Environment = 'import\(\$\{Project\}-\$\{Environment\}-mwaa-environment-name\)'\s*",
+        expression,
+    ), expression
+    assert query["Period"] == 300
+    # Durations are milliseconds, bytes are bytes: the math turns them into the parameters' minutes and GiB.
+    (minutes,) = [q for q in found["run-too-long"]["Metrics"] if q.get("ReturnData")]
+    assert minutes["Expression"] == "MAX([succeeded, failed]) / 60000"
+    (gib,) = [q for q in found["athena-bytes-over-budget"]["Metrics"] if q.get("ReturnData")]
+    assert gib["Expression"] == "processed_bytes / 1073741824"
+    for properties in found.values():
+        if "Metrics" in properties:
+            assert sum(bool(q.get("ReturnData", True)) for q in properties["Metrics"]) == 1
+
+
+def test_missing_data_is_breaching_only_for_the_scheduler_heartbeat() -> None:
+    """A silent scheduler publishes nothing: for it no data is the failure. Elsewhere no data means nothing happened
+    (no failed run, no queued task, no query)."""
+    for name, properties in alarms().items():
+        expected = "breaching" if name == "scheduler-heartbeat" else "notBreaching"
+        assert properties["TreatMissingData"] == expected, name
+    heartbeat = alarms()["scheduler-heartbeat"]
+    assert heartbeat["ComparisonOperator"] == "LessThanThreshold"
+    assert heartbeat["Statistic"] == "Sum"
+    assert alarms()["tasks-queued-too-long"]["Statistic"] == "Minimum", "the queue never drained in the period"
+
+
+def render_monitoring(environment: str, imports: Callable[[str], str] | None = None) -> Renderer:
+    def fake(name: str) -> str:
+        return MONITORING_IMPORTS[name.split("-", 2)[2]]
+
+    return Renderer(
+        TEMPLATES["monitoring"], stack_parameters(environment, "monitoring"), imports or fake, "eu-west-1", "0" * 12
+    )
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_alarm_is_a_valid_put_metric_alarm_request(environment: str) -> None:
+    renderer = render_monitoring(environment)
+    model = botocore.session.get_session().get_service_model("cloudwatch").operation_model("PutMetricAlarm")
+    for _stem, logical_id, resource in resources("AWS::CloudWatch::Alarm"):
+        request = renderer.value(resource["Properties"])
+        validate_parameters(request, model.input_shape)
+        assert not enum_errors(request, model.input_shape), logical_id
+        assert request["Threshold"] == int(
+            stack_parameters(environment, "monitoring")[resource["Properties"]["Threshold"]["Ref"]]
+        )
+        # CloudWatch's limits: a day at most per period, periods over an hour in whole hours, at most a day evaluated.
+        for period in [request.get("Period")] + [
+            q.get("Period", q.get("MetricStat", {}).get("Period")) for q in request.get("Metrics", [])
+        ]:
+            if period is not None:
+                assert period in (60, 300, 3600) or (period % 3600 == 0 and period <= 86400), logical_id
+        longest = max(
+            [request.get("Period", 0)]
+            + [q.get("MetricStat", {}).get("Period", q.get("Period", 0)) for q in request.get("Metrics", [])]
+        )
+        assert longest * request["EvaluationPeriods"] <= 86400, logical_id
+
+
+def dashboard_body(renderer: Renderer) -> dict[str, Any]:
+    (dashboard,) = [r for _, _, r in resources("AWS::CloudWatch::Dashboard")]
+    return json.loads(renderer.value(dashboard["Properties"]["DashboardBody"]))
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_the_dashboard_shows_every_alarm_and_the_signals_they_watch(environment: str) -> None:
+    renderer = render_monitoring(environment)
+    body = dashboard_body(renderer)
+    widgets = body["widgets"]
+    (alarm_widget,) = [w for w in widgets if w["type"] == "alarm"]
+    prefix = f"arn:aws:cloudwatch:eu-west-1:{'0' * 12}:alarm:medalflow-{environment}-"
+    assert sorted(alarm_widget["properties"]["alarms"]) == sorted(prefix + name for name in ALARMS)
+    graphed: set[str] = set()
+    for widget in widgets:
+        assert {"x", "y", "width", "height"} <= set(widget)
+        assert widget["x"] + widget["width"] <= 24
+        if widget["type"] != "metric":
+            continue
+        assert widget["properties"]["region"] == "eu-west-1"
+        for line in widget["properties"]["metrics"]:
+            if isinstance(line[0], dict):  # an expression
+                continue
+            namespace, metric_name, *rest = line
+            dimensions = dict(zip(rest[0:-1:2], rest[1::2], strict=False)) if rest else {}
+            dimensions = {k: v for k, v in dimensions.items() if isinstance(k, str)}
+            assert set(dimensions) == PUBLISHED_METRICS[namespace][metric_name], metric_name
+            assert dimensions.get("Environment", "medalflow-dev-airflow") == "medalflow-dev-airflow"
+            if "Function" in dimensions:
+                assert dimensions["Function"] == FUNCTION_OF[metric_name]
+            graphed.add(metric_name)
+    watched = {m["MetricName"] for properties in alarms().values() for m in metric_stats(properties)}
+    assert watched <= graphed | {"DAGDurationFailed"}, watched - graphed
+
+
+def test_every_alarm_has_a_runbook_entry() -> None:
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert "## Is my pipeline healthy?" in operations
+    for name in ALARMS:
+        entry = re.search(rf"^#### `<project>-<env>-{re.escape(name)}`\n(.+?)(?=^#|\Z)", operations, re.M | re.S)
+        assert entry, f"docs/operations.md: no runbook entry for {name}"
+        for part in ["**Means**", "**Check**", "**Do**"]:
+            assert part in entry.group(1), f"{name}: the runbook entry lacks {part}"
+
+
+@pytest.fixture(scope="module")
+def monitored(deployed: Moto) -> Moto:
+    """The monitoring stack on moto, after a stand-in for the mwaa stack (moto cannot create the environment) that
+    exports the environment's name as the real stack does."""
+    name = f"{deployed.project}-dev-airflow"
+    stand_in = {
+        "Resources": {
+            "EnvironmentName": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": f"/{name}/environment-name", "Type": "String", "Value": name},
+            }
+        },
+        "Outputs": {
+            "EnvironmentName": {"Value": name, "Export": {"Name": f"{deployed.project}-dev-mwaa-environment-name"}}
+        },
+    }
+    deployed.cloudformation.create_stack(StackName=f"{deployed.project}-dev-mwaa", TemplateBody=json.dumps(stand_in))
+    deployed.deploy("monitoring")
+    return deployed
+
+
+@pytest.mark.integration
+def test_on_moto_the_alarms_notify_the_real_alert_topic_and_the_dashboard_is_there(monitored: Moto) -> None:
+    cloudwatch = monitored.client("cloudwatch")
+    prefix = f"{monitored.project}-dev-"
+    found = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]}
+    assert set(found) == {prefix + name for name in ALARMS}
+    topic = monitored.outputs["alerts"]["AlertTopicArn"]
+    workgroup = monitored.outputs["athena"]["WorkGroupName"]
+    for alarm in found.values():
+        assert alarm["AlarmActions"] == [topic], alarm["AlarmName"]
+        assert alarm["OKActions"] == [topic], alarm["AlarmName"]
+        tags = cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
+        assert tag_dict(tags) == expected_tags(monitored, tag_dict(tags)["Layer"], "monitoring")
+    heartbeat = found[prefix + "scheduler-heartbeat"]
+    assert {d["Name"]: d["Value"] for d in heartbeat["Dimensions"]} == {
+        "Function": "Scheduler",
+        "Environment": f"{monitored.project}-dev-airflow",
+    }
+    assert heartbeat["Threshold"] == 1
+    assert heartbeat["EvaluationPeriods"] == 2
+    (processed,) = [q for q in found[prefix + "athena-bytes-over-budget"]["Metrics"] if "MetricStat" in q]
+    assert processed["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "WorkGroup", "Value": workgroup}]
+    assert found[prefix + "athena-bytes-over-budget"]["Threshold"] == 20
+    dashboard = cloudwatch.get_dashboard(DashboardName=monitored.outputs["monitoring"]["DashboardName"])
+    body = json.loads(dashboard["DashboardBody"])
+    (alarm_widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert sorted(alarm_widget["properties"]["alarms"]) == sorted(a["AlarmArn"] for a in found.values())
+    assert monitored.outputs["monitoring"]["AlarmNamePrefix"] == f"{monitored.project}-dev"
+
+
+# --- governance (issue 12): Lake Formation tags, the gold-only consumer, OpenLineage on MWAA -------------------------
+
+QUERYING = {
+    "athena:StartQueryExecution",
+    "athena:StopQueryExecution",
+    "s3:PutObject",
+    "s3:AbortMultipartUpload",
+    "kms:GenerateDataKey",
+}
+LAYER_CLASSIFICATION = {"raw": "restricted", "bronze": "restricted", "silver": "confidential", "gold": "internal"}
+
+
+def consumer_statements() -> list[dict[str, Any]]:
+    role = TEMPLATES["governance"]["Resources"]["ConsumerRole"]["Properties"]
+    return [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+
+
+def lake_formation_grants(principal: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        resource["Properties"]
+        for _, _, resource in resources("AWS::LakeFormation::PrincipalPermissions")
+        if resource["Properties"]["Principal"]["DataLakePrincipalIdentifier"] == principal
+    ]
+
+
+def tag_key(node: Any) -> str:
+    """A tag key as written: the literal, or the key of the tag resource it refers to (!If [CreateTags, !Ref ...])."""
+    if isinstance(node, dict) and "Fn::If" in node:
+        _condition, reference, literal = node["Fn::If"]
+        declared = TEMPLATES["governance"]["Resources"][reference["Ref"]]["Properties"]["TagKey"]
+        assert declared == literal, f"{reference['Ref']} is {declared}, the fallback {literal}"
+        return literal
+    return node
+
+
+def test_the_consumer_role_reads_gold_and_nothing_else() -> None:
+    statements = consumer_statements()
+    gold, lake, results = (
+        env_import(n) for n in ("glue-database-gold", "lake-bucket-arn", "athena-results-bucket-arn")
+    )
+    glue_arn = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}"
+    allowed = {
+        "arn:${AWS::Partition}:athena:${AWS::Region}:${AWS::AccountId}:workgroup/${Project}-${Environment}-consumer",
+        f"{glue_arn}:catalog",
+        f"{glue_arn}:database/{gold}",
+        f"{glue_arn}:table/{gold}/*",
+        f"{lake}/warehouse/{gold}/*",
+        lake,
+        f"{results}/${{Project}}-${{Environment}}-consumer/*",
+        results,
+        env_import("kms-key-arn"),
+        "*",
+    }
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert "NotAction" not in statement
+        assert "NotResource" not in statement
+        assert all(":" in a and not a.endswith("*") for a in actions_of(statement)), statement["Sid"]
+        assert set(resources_of(statement)) <= allowed, statement["Sid"]
+        if "*" in resources_of(statement):
+            assert actions_of(statement) == ["lakeformation:GetDataAccess"]
+        # Reads, except running its own queries and writing their results.
+        for action in actions_of(statement):
+            assert action.split(":")[1].startswith(("Get", "List", "Decrypt")) or action in QUERYING, action
+    text_of_policy = json.dumps([resources_of(s) for s in statements])
+    for other in ["raw", "bronze", "silver"]:
+        assert f"glue-database-{other}" not in text_of_policy
+    assert "pipeline" not in text_of_policy, "not the pipeline's workgroup nor its results"
+    (listing,) = [s for s in statements if s["Sid"] == "ListGoldDataOnly"]
+    assert text(listing["Condition"]["StringLike"]["s3:prefix"]) == f"warehouse/{gold}/*"
+    writes = [s for s in statements if any(a in actions_of(s) for a in ("s3:PutObject", "s3:DeleteObject"))]
+    assert [resources_of(s) for s in writes] == [[f"{results}/${{Project}}-${{Environment}}-consumer/*"]]
+
+
+def test_lake_formation_grants_the_consumer_gold_only() -> None:
+    grants = lake_formation_grants({"Fn::GetAtt": ["ConsumerRole", "Arn"]})
+    assert len(grants) == 2
+    for grant in grants:
+        assert grant["PermissionsWithGrantOption"] == []
+        assert set(grant["Permissions"]) <= {"SELECT", "DESCRIBE"}
+    (database,) = [g["Resource"]["Database"] for g in grants if "Database" in g["Resource"]]
+    assert text(database["Name"]) == env_import("glue-database-gold")
+    (policy,) = [g["Resource"]["LFTagPolicy"] for g in grants if "LFTagPolicy" in g["Resource"]]
+    assert policy["ResourceType"] == "TABLE"
+    assert [(tag_key(e["TagKey"]), e["TagValues"]) for e in policy["Expression"]] == [("medalflow_layer", ["gold"])]
+    # The pipeline may pass SELECT on gold on (dbt-athena's lf_grants), on nothing else.
+    pipeline = lake_formation_grants(
+        {"Fn::ImportValue": {"Fn::Sub": "${Project}-${Environment}-mwaa-execution-role-arn"}}
+    )
+    with_grant_option = [g for g in pipeline if g["PermissionsWithGrantOption"]]
+    assert [g["Resource"]["LFTagPolicy"]["Expression"][0]["TagValues"] for g in with_grant_option] == [["gold"]]
+
+
+def test_lake_formation_tags_hold_every_tag_the_dbt_project_sets() -> None:
+    """The tags dbt-athena's lf_tags_config sets (the models' yml) exist in infra/governance.yaml, and each layer
+    database carries its layer and classification."""
+    declared = {
+        r["Properties"]["TagKey"]: set(r["Properties"]["TagValues"]) for _, _, r in resources("AWS::LakeFormation::Tag")
+    }
+    manifest = json.loads((settings.get_settings().dbt_project_dir / "target" / "manifest.json").read_text())
+    used: dict[str, set[str]] = {}
+    for node in manifest["nodes"].values():
+        lf_tags = node["config"].get("lf_tags_config") if node["resource_type"] in ("model", "snapshot") else None
+        if not lf_tags:
+            continue
+        for key, value in lf_tags["tags"].items():
+            used.setdefault(key, set()).add(value)
+        for key, columns_by_value in (lf_tags.get("tags_columns") or {}).items():
+            used.setdefault(key, set()).update(columns_by_value)
+    assert set(used) == {"medalflow_layer", "medalflow_classification", "medalflow_domain", "medalflow_pii_type"}
+    for key, values in used.items():
+        assert values <= declared[key], f"{key}: {values - declared[key]} not declared in infra/governance.yaml"
+    assert "Core Domain" in used["medalflow_domain"]
+    associations = {
+        text(r["Properties"]["Resource"]["Database"]["Name"]): {
+            tag_key(t["TagKey"]): t["TagValues"] for t in r["Properties"]["LFTags"]
+        }
+        for _, _, r in resources("AWS::LakeFormation::TagAssociation")
+    }
+    assert associations == {
+        env_import(f"glue-database-{layer}"): {"medalflow_layer": [layer], "medalflow_classification": [c]}
+        for layer, c in LAYER_CLASSIFICATION.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "transport"),
+    [
+        ({}, None),
+        (
+            {"LineageTransport": "amazon_datazone_api", "LineageDataZoneDomainId": "dzd_abc123"},
+            {"type": "amazon_datazone_api", "domainId": "dzd_abc123", "region": "eu-west-1"},
+        ),
+        (
+            {"LineageTransport": "http", "LineageHttpUrl": "https://marquez.internal:5000"},
+            {"type": "http", "url": "https://marquez.internal:5000", "endpoint": "api/v1/lineage"},
+        ),
+    ],
+)
+def test_mwaa_sends_openlineage_where_the_parameters_say(overrides: dict[str, str], transport: Any) -> None:
+    request = render_mwaa_request({**stack_parameters("dev", "mwaa"), **overrides}, fake_import, "eu-west-1")
+    options = request["AirflowConfigurationOptions"]
+    validate_parameters(request, botocore.session.get_session().get_service_model("mwaa").operation_model(
+        "CreateEnvironment").input_shape)  # fmt: skip
+    if transport is None:
+        assert not any(name.startswith("openlineage.") for name in options), "no transport: no lineage, no calls out"
+        return
+    assert json.loads(options["openlineage.transport"]) == transport
+    assert options["openlineage.namespace"] == "medalflow-dev"
+    assert options["openlineage.extractors"] == "medalflow.governance.openlineage.ExtractionTaskExtractor"
+    from medalflow.governance.openlineage import ExtractionTaskExtractor
+
+    assert (
+        ExtractionTaskExtractor.__module__ + "." + ExtractionTaskExtractor.__name__ == options["openlineage.extractors"]
+    )
+    rules = TEMPLATES["mwaa"]["Rules"]["LineageTransportHasItsTarget"]["Assertions"]
+    assert len(rules) == 2, "a transport without its domain or URL is refused before MWAA sees it"
+
+
+@pytest.mark.integration
+def test_on_moto_the_consumer_is_granted_gold_only_and_its_policy_is_valid(deployed: Moto) -> None:
+    iam, lakeformation = deployed.client("iam"), deployed.client("lakeformation")
+    consumer = deployed.outputs["governance"]["ConsumerRoleArn"]
+    assert consumer.endswith(f":role/{deployed.project}-dev-gold-consumer")
+    role = iam.get_role(RoleName=f"{deployed.project}-dev-gold-consumer")["Role"]
+    assert tag_dict(role["Tags"]) == expected_tags(deployed, "gold", "consumer")
+    (name,) = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
+    document = document if isinstance(document, dict) else ast.literal_eval(document)
+    iam.put_role_policy(RoleName=role["RoleName"], PolicyName=name, PolicyDocument=json.dumps(document))
+    flat = json.dumps(document)
+    assert f"{deployed.project}_dev_gold" in flat
+    for other in ["raw", "bronze", "silver"]:
+        assert f"{deployed.project}_dev_{other}" not in flat
+    # Lake Formation lists by principal only together with a resource: every grant, then the consumer's.
+    granted = lakeformation.list_permissions()["PrincipalResourcePermissions"]
+    resources_granted = [p["Resource"] for p in granted if p["Principal"]["DataLakePrincipalIdentifier"] == consumer]
+    assert len(resources_granted) == 2
+    assert {"Database": {"CatalogId": deployed.account, "Name": f"{deployed.project}_dev_gold"}} in resources_granted
+    (policy,) = [r["LFTagPolicy"] for r in resources_granted if "LFTagPolicy" in r]
+    assert policy["Expression"] == [{"TagKey": "medalflow_layer", "TagValues": ["gold"]}]
+    tags = {t["TagKey"]: t["TagValues"] for t in lakeformation.list_lf_tags()["LFTags"]}
+    assert tags["medalflow_layer"] == ["raw", "bronze", "silver", "gold"]
+    assert "Core Domain" in tags["medalflow_domain"]
+    gold_tags = lakeformation.get_resource_lf_tags(Resource={"Database": {"Name": f"{deployed.project}_dev_gold"}})
+    assert {t["TagKey"]: t["TagValues"] for t in gold_tags["LFTagOnDatabase"]} == {
+        "medalflow_layer": ["gold"],
+        "medalflow_classification": ["internal"],
+    }
+    attached = iam.list_attached_role_policies(RoleName=f"{deployed.project}-dev-mwaa-execution")["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == [f"{deployed.project}-dev-pipeline-governance"]
+
+
+def test_mwaa_keeps_airflows_statsd_metrics_on_for_the_alarms() -> None:
+    """MWAA forwards Airflow's StatsD metrics to CloudWatch and honours only statsd_on and the allow/block lists of the
+    metrics section: the environment states statsd_on and filters nothing the alarms read."""
+    options = mwaa_properties()["AirflowConfigurationOptions"]
+    assert options["metrics.statsd_on"] == "True"
+    assert not {key for key in options if key.startswith("metrics.") and key.endswith(("allow_list", "block_list"))}

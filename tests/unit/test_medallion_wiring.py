@@ -174,3 +174,43 @@ def test_dbt_gets_the_interval_of_the_triggering_asset_events_or_of_the_conf(mon
         "MEDALFLOW_DATA_INTERVAL_START": "2026-01-31T00:00:00+00:00",
         "MEDALFLOW_DATA_INTERVAL_END": "2026-02-01T00:00:00+00:00",
     }
+
+
+def test_every_process_renders_the_same_task_ids():
+    """The scheduler, the dag-processor and each worker parse the file in their own process, each with its own string
+    hash seed: a task id that depends on it is "not found" by a worker (Cosmos's selection keeps a set's order)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAG_FILE)!r})\n"
+        "assert bag.import_errors == {}, bag.import_errors\n"
+        "print('TASK IDS', *sorted(bag.dags['medallion'].task_ids))\n"
+    )
+    renderings = {}
+    for seed in ("1", "2", "3"):
+        completed = subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        (line,) = [line for line in completed.stdout.splitlines() if line.startswith("TASK IDS ")]
+        renderings[seed] = line.split()[2:]
+    assert any(task_id.endswith("_test") for task_id in renderings["1"]), "no test over several models rendered"
+    assert renderings["1"] == renderings["2"] == renderings["3"]
+    assert not any("obs_" in task_id for task_id in renderings["1"]), "the observability models have their own DAG"
+
+
+def test_selection_keeps_the_manifest_order_only_while_the_group_is_built():
+    import cosmos.dbt.selector as cosmos_selector
+
+    original = cosmos_selector.get_nodes_from_subset
+    nodes = {f"model.medalflow.m{index}": index for index in range(50)}
+    with medallion.selection_in_manifest_order():
+        kept = cosmos_selector.get_nodes_from_subset(nodes, set(nodes) - {"model.medalflow.m7"})
+        assert list(kept) == [node_id for node_id in nodes if node_id != "model.medalflow.m7"]
+    assert cosmos_selector.get_nodes_from_subset is original

@@ -207,15 +207,17 @@ def run_pipeline(dags: dict[str, Any], world: Any, window: list[date], erp_engin
 def summarise(warehouse: Path, lake_dir: Path, docs_dir: Path) -> str:
     import duckdb
 
+    from medalflow.governance.consumer import consumer_database_path
+
     lines = ["", "medalflow demo: what it built", ""]
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         tables = connection.execute(
             "select table_schema, table_name from information_schema.tables "
-            "where table_schema in ('bronze', 'silver', 'gold') order by table_schema, table_name"
+            "where table_schema in ('bronze', 'silver', 'gold', 'observability') order by table_schema, table_name"
         ).fetchall()
         for schema, table in tables:
             (rows,) = connection.execute(f'select count(*) from "{schema}"."{table}"').fetchone()
-            lines.append(f"  {schema:<7} {table:<32} {rows:>10,} rows")
+            lines.append(f"  {schema:<13} {table:<32} {rows:>10,} rows")
         gold = [table for schema, table in tables if schema == "gold"]
         if gold:
             lines += ["", f"gold.{gold[0]} (first rows):", ""]
@@ -228,11 +230,14 @@ def summarise(warehouse: Path, lake_dir: Path, docs_dir: Path) -> str:
             lines.append("  " + "  ".join(name.ljust(width) for name, width in zip(header, widths, strict=True)))
             lines += ["  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
     raw_files = sum(1 for _ in lake_dir.glob("raw/**/*.parquet"))
+    published = sum(1 for _ in lake_dir.glob("_published/*/*.parquet"))
     lines += [
         "",
         f"  warehouse (DuckDB): {warehouse}",
+        f"  consumers (gold):   {consumer_database_path(warehouse)}  (read-only, the gold schema only)",
         f"  lake (raw Parquet): {lake_dir} ({raw_files} files)",
         f"  dbt docs:           {docs_dir / 'index.html'}  (serve with `make docs-serve`)",
+        f"  published (UI):     {lake_dir / '_published'} ({published} tables: observability and gold monthly)",
         "",
     ]
     return "\n".join(lines)
@@ -269,7 +274,10 @@ def run_demo(days: int = 3, start: str = "2026-01-05", scale: float = 1.0, seed:
         erp.create_schema(erp_engine)
 
         progress("loading the DAGs")
-        run_pipeline(load_dags(), world, window, erp_engine, lake_dir)
+        dags = load_dags()
+        run_pipeline(dags, world, window, erp_engine, lake_dir)
+        progress("observability: the runs' records landed, modelled and published to the lake's _published/")
+        run_dag(dags["observability"])
         erp_engine.dispose()
 
         progress("generating dbt docs")

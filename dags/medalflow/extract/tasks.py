@@ -248,22 +248,35 @@ def explain_failures(extract: Callable[[str, str], dict[str, Any]]) -> Callable[
 
     @functools.wraps(extract)
     def explained(group_name: str, entity_name: str) -> dict[str, Any]:
+        from medalflow.observability.records import keep_attempt_record
+
+        started_at = datetime.now(UTC)
         try:
-            return extract(group_name, entity_name)
+            result = extract(group_name, entity_name)
         except Exception as error:
             if _classes(error) & _AIRFLOW_CONTROL_FLOW:
                 raise
-            conn_id, config = None, f"{group_name}.yml"
-            try:
-                group = load_source_group(group_name)
-                conn_id, config = group.conn_id, display_path(group.path) if group.path else config
-            except Exception:  # a broken config is what the message reports; it cannot add context
-                pass
-            text = redact(str(error), _connection_secrets(conn_id))
-            raise ExtractionError(
-                f"source {group_name!r}, entity {entity_name!r}, connection {conn_id or 'none (reads the lake)'!s}, "
-                f"config {config}: {type(error).__name__}: {text}\n"
-                f"What to do: {what_to_fix(error, group_name, entity_name, conn_id, config)}"
-            ) from error
+            explained_error = _explained(error, group_name, entity_name)
+            # The attempt's record (medalflow.observability) carries the redacted message, never the raw one.
+            keep_attempt_record(group_name, entity_name, started_at, datetime.now(UTC), None, explained_error)
+            raise explained_error from error
+        keep_attempt_record(group_name, entity_name, started_at, datetime.now(UTC), result, None)
+        return result
 
     return explained
+
+
+def _explained(error: Exception, group_name: str, entity_name: str) -> ExtractionError:
+    """The ExtractionError that names source, entity, connection and config and says what to fix."""
+    conn_id, config = None, f"{group_name}.yml"
+    try:
+        group = load_source_group(group_name)
+        conn_id, config = group.conn_id, display_path(group.path) if group.path else config
+    except Exception:  # a broken config is what the message reports; it cannot add context
+        pass
+    text = redact(str(error), _connection_secrets(conn_id))
+    return ExtractionError(
+        f"source {group_name!r}, entity {entity_name!r}, connection {conn_id or 'none (reads the lake)'!s}, "
+        f"config {config}: {type(error).__name__}: {text}\n"
+        f"What to do: {what_to_fix(error, group_name, entity_name, conn_id, config)}"
+    )

@@ -70,6 +70,14 @@ class Asset:
     def pii_columns(self) -> tuple[Column, ...]:
         return tuple(column for column in self.columns if column.is_pii)
 
+    @property
+    def readers(self) -> str:
+        """Who may read the data (README, "Find, trace and protect data"): the pipeline reads every layer; the gold
+        consumer (its role on Athena and Snowflake, its read-only file on DuckDB) reads gold and nothing else."""
+        if self.kind not in (RAW, SOURCE, MODEL, SNAPSHOT):
+            return ""
+        return "pipeline, gold consumer" if self.layer == "gold" else "pipeline only"
+
     def search_text(self) -> str:
         parts = [self.kind, self.layer, self.name, self.description, self.domain, self.schema, *self.tags]
         for column in self.columns:
@@ -358,6 +366,8 @@ def render_asset(asset: Asset, columns: Iterable[Column] | None = None) -> str:
         details.append(f"{'dag' if asset.kind == TASK else 'schema'}: {asset.schema}")
     pii = asset.pii_columns
     details.append("pii: " + (", ".join(f"{column.name} ({column.pii_type})" for column in pii) if pii else "none"))
+    if asset.readers:
+        details.append(f"readers: {asset.readers}")
     lines.append("    " + "; ".join(details))
     shown = list(asset.columns if columns is None else columns)
     if shown:
