@@ -38,6 +38,7 @@ PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https
 DEMO_START, DEMO_END = date(2026, 1, 5), date(2026, 1, 6)
 DAILY_EXTRACTIONS = ("extract_erp", "extract_partner_api", "extract_file_drops")
 MEDALLION = "medallion"
+OBSERVABILITY = "observability"
 # A service of each image built from the Dockerfile: medalflow-airflow:local, then medalflow-demo:local.
 IMAGE_SERVICES = ("airflow-init", "partner-api")
 
@@ -359,6 +360,17 @@ class Stack:
             raise StackError(f"Prometheus has no series for {query!r} after {timeout:.0f} s; Airflow metrics it has: "
                              f"{names}")  # fmt: skip
         return series
+
+    def run_observability(self, timeout: float = 600) -> list[dict[str, Any]]:
+        """What docs/compose.md says fills the Pipeline health page: switch on the ``observability`` DAG (hourly; its
+        latest interval runs at once), which models the demo's runs and publishes them for the page."""
+        self.wait_for_dags([OBSERVABILITY])
+        self.request("PATCH", f"/api/v2/dags/{OBSERVABILITY}", {"is_paused": False})
+        return self.wait_for_runs(OBSERVABILITY, 1, time.monotonic() + timeout)
+
+    def pipeline_health(self, days: int = 30) -> dict[str, Any]:
+        """The medalflow page's figures, from its JSON endpoint (plugins/medalflow_observability.py)."""
+        return self.request("GET", f"/medalflow/api/page-data?days={days}")
 
     def dbt_docs_page(self) -> tuple[bytes, bytes]:
         """The dbt docs site through the UI's plugin route: the page and its manifest."""

@@ -112,3 +112,17 @@ def test_prometheus_scraped_airflow_metrics_of_the_components_and_the_runs(stack
     assert all(float(series["value"][1]) >= 1 for series in durations)
     # The duplicates without ids are dropped: one metric per concept.
     assert stack.prometheus_query("airflow_dagrun_duration_success_count") == []
+
+
+def test_the_pipeline_health_page_shows_the_demo_runs_and_gold(stack, demo_runs):
+    stack.run_observability()
+    page = stack.pipeline_health()
+    runs = {(run["dag_id"], run["status"]) for run in page["runs"]}
+    assert (MEDALLION, "success") in runs
+    assert {(dag_id, "success") for dag_id in DAILY_EXTRACTIONS} <= runs
+    assert page["target_types"] == ["duckdb"]
+    assert not page["cost_available"], "bytes and cost are Athena's"
+    assert page["gold"]["orders"]["order_count"]
+    assert page["gold"]["cash_flow"]["months"]
+    html = stack.request("GET", "/medalflow/", raw=True)
+    assert b"chart.umd.min.js" in html

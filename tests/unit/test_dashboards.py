@@ -21,24 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from test_infra import PUBLISHED_METRICS  # what MWAA and Athena publish, as the alarms use it
 
 from medalflow_dashboards import __main__ as cli
 from medalflow_dashboards.dashboards import ATHENA_PLUGIN, CLOUDWATCH_PLUGIN, athena_queries, build_all
 from medalflow_dashboards.publish import Grafana, PublishError, publish
 
 TOKEN = "glsa_test-token-that-must-never-be-printed"
-# What MWAA and Athena publish (namespace -> metric -> dimension names), as in tests/unit/test_infra.py.
-PUBLISHED_METRICS = {
-    "AmazonMWAA": {
-        "DAGDurationFailed": {"DAG", "Environment"},
-        "DAGDurationSuccess": {"DAG", "Environment"},
-        "SchedulerHeartbeat": {"Function", "Environment"},
-        "QueuedTasks": {"Function", "Environment"},
-        "RunningTasks": {"Function", "Environment"},
-        "TotalParseTime": {"Function", "Environment"},
-    },
-    "AWS/Athena": {"ProcessedBytes": {"WorkGroup"}},
-}
 DATASOURCE_VARIABLES = {ATHENA_PLUGIN: "athena", CLOUDWATCH_PLUGIN: "cloudwatch"}
 
 
