@@ -393,7 +393,7 @@ def test_the_update_fits_mwaas_api_and_waits_for_available(scenario):
     output = scenario["steps"]["first"]["output"]
     assert f"{ENVIRONMENT_NAME}: UPDATING" in output
     assert f"{ENVIRONMENT_NAME}: AVAILABLE" in output
-    assert "smoke test: 6 DAGs present, 0 import errors" in output
+    assert "smoke test: 7 DAGs present, 0 import errors" in output
     assert [call["params"]["Path"] for call in mwaa.calls("InvokeRestApi")][:2] == ["/importErrors", "/dags"]
     startup = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/startup.sh")["Body"].read().decode()
     assert f"export MEDALFLOW_LAKE_URI={LAKE_URI}" in startup
