@@ -112,6 +112,10 @@ demo: manifest ## Run the whole pipeline on the embedded default (DuckDB + local
 	@mkdir -p $(dir $(LINEAGE_EVENTS))
 	$(PYTHON) -m medalflow_cli demo $(DEMO_ARGS)
 
+.PHONY: ui
+ui: install ## After `make demo`: Airflow's UI over the demo's runs and its Pipeline health page, http://127.0.0.1:8080
+	$(PYTHON) -m medalflow_cli ui $(UI_ARGS)
+
 .PHONY: docs-serve
 docs-serve: ## Serve the dbt docs built by `make demo` on http://127.0.0.1:8081
 	$(PYTHON) -m medalflow_cli dbt docs serve --host 127.0.0.1 --port 8081 --no-browser

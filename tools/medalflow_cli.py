@@ -1,5 +1,5 @@
 """Command line for the project's own tooling on a laptop: ``python -m medalflow_cli <command>`` (dbt, sqlfluff,
-demo, extract, pii-scan, lineage, catalog).
+demo, ui, extract, pii-scan, lineage, catalog).
 
 The Makefile calls it; it runs dbt and sqlfluff from dbt's own virtualenv with the project's settings, the demo, and
 extractions by hand through Airflow. It never ships to MWAA (only dags/ and plugins/ do).
@@ -294,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "catalog", help="search models, columns, raw datasets, DAGs and tasks (any case, accents optional)"
     )
     catalog.add_argument("query", nargs="?", default="", help='e.g. "risco cambial"; without it, list every asset')
+    ui = commands.add_parser("ui", help="after `make demo`: Airflow's UI over the demo's runs (Pipeline health page)")
+    ui.add_argument("--port", type=int, default=8080)
     options = parser.parse_args(argv)
 
     if options.command == "dbt":
@@ -306,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_catalog(options.query)
     if options.command == "pii-scan":
         return run_pii_scan(options.threshold, options.partitions)
+    if options.command == "ui":
+        from medalflow_demo.pipeline import DEMO_DIR
+        from medalflow_demo.ui import serve_ui
+
+        return serve_ui(DEMO_DIR / "demo", options.port)
     if options.command == "extract":
         try:
             log_path = None if options.verbose else options.log

@@ -23,6 +23,7 @@ from typing import Any
 
 from medalflow.settings import PROJECT_ROOT, get_settings
 from medalflow_console import output_to_log, progress
+from medalflow_demo.ui import remember_environment
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +93,19 @@ def prepare_databases(work_dir: Path, prefix: str = "medalflow_demo") -> DemoDat
     return DemoDatabases(airflow_url, erp_url, json.dumps(erp_connection))
 
 
-def configure_environment(databases: DemoDatabases, lake_dir: Path, warehouse: Path) -> None:
-    """Point Airflow and medalflow at the demo's databases, lake and warehouse (before Airflow is imported)."""
-    os.environ.update(
-        {
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": databases.airflow_url,
-            "AIRFLOW_CONN_MEDALFLOW_ERP": databases.erp_connection,
-            "MEDALFLOW_LAKE_URI": str(lake_dir),
-            "MEDALFLOW_DUCKDB_PATH": str(warehouse),
-            "MEDALFLOW_DBT_TARGET": "duckdb",
-            "MEDALFLOW_TASK_RETRIES": "0",
-        }
-    )
+def configure_environment(databases: DemoDatabases, lake_dir: Path, warehouse: Path) -> dict[str, str]:
+    """Point Airflow and medalflow at the demo's databases, lake and warehouse (before Airflow is imported); returns
+    what it set."""
+    environment = {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": databases.airflow_url,
+        "AIRFLOW_CONN_MEDALFLOW_ERP": databases.erp_connection,
+        "MEDALFLOW_LAKE_URI": str(lake_dir),
+        "MEDALFLOW_DUCKDB_PATH": str(warehouse),
+        "MEDALFLOW_DBT_TARGET": "duckdb",
+        "MEDALFLOW_TASK_RETRIES": "0",
+    }
+    os.environ.update(environment)
+    return environment
 
 
 def migrate_airflow_database() -> None:
@@ -237,7 +239,8 @@ def summarise(warehouse: Path, lake_dir: Path, docs_dir: Path) -> str:
         f"  consumers (gold):   {consumer_database_path(warehouse)}  (read-only, the gold schema only)",
         f"  lake (raw Parquet): {lake_dir} ({raw_files} files)",
         f"  dbt docs:           {docs_dir / 'index.html'}  (serve with `make docs-serve`)",
-        f"  published (UI):     {lake_dir / '_published'} ({published} tables: observability and gold monthly)",
+        f"  published (UI):     {lake_dir / '_published'} ({published} tables: observability and gold monthly); "
+        "see them with `make ui`",
         "",
     ]
     return "\n".join(lines)
@@ -261,7 +264,7 @@ def run_demo(days: int = 3, start: str = "2026-01-05", scale: float = 1.0, seed:
     progress(f"Airflow's and dbt's output goes to {log_path}")
     with output_to_log(log_path):
         databases = prepare_databases(demo_dir)
-        configure_environment(databases, lake_dir, warehouse)
+        remember_environment(demo_dir, configure_environment(databases, lake_dir, warehouse))  # for `make ui`
         progress(f"Airflow metadata and ERP on {databases.backend}; migrating Airflow's database")
         migrate_airflow_database()
 
