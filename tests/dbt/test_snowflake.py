@@ -172,13 +172,7 @@ def test_every_snowflake_statement_parses(snowflake_builds):
     assert len(statements) > 400
     silver_orders = next(path for path in compiled if path.name == "slv_orders.sql").read_text()
     assert "current_version" in silver_orders, "the merge models' incremental SQL is among the parsed statements"
-    errors = []
-    for origin, sql in statements:
-        try:
-            sqlglot.parse(sql, read="snowflake")
-        except ParseError as error:
-            errors.append(f"{origin}: {str(error)[:300]}")
-    assert errors == []
+    assert snowflake_parse_errors(statements) == []
 
 
 def test_pii_hashes_are_hmac_sha256_on_snowflake(snowflake_builds, pii_key):
@@ -263,13 +257,7 @@ def test_personal_columns_are_masked_for_every_role_but_the_pipelines(snowflake_
     assert ("brz_erp__customers", "customer_name") in masked, "bronze's clear PII too"
     assert not {model for model, _column in masked if model.startswith(("agg_", "ml_", "rank_"))}, "gold has none"
     assert len(masked) >= 12
-    errors = []
-    for origin, sql in rendered:
-        try:
-            sqlglot.parse(sql, read="snowflake")
-        except ParseError as error:
-            errors.append(f"{origin}: {str(error)[:300]}")
-    assert errors == []
+    assert snowflake_parse_errors(rendered) == []
 
 
 def test_gold_is_granted_to_the_consumer_role_only(snowflake_builds, tmp_path):
@@ -310,3 +298,14 @@ def test_observability_models_are_built_and_their_publication_is_snowflake_sql(s
     assert sum(sql.startswith("remove @") for sql in statements) == len(copies)
     for sql in copies:
         sqlglot.parse(sql, read="snowflake")  # raises ParseError when it is not Snowflake SQL
+
+
+def snowflake_parse_errors(statements: list[tuple[str, str]]) -> list[str]:
+    """Each (origin, sql) that sqlglot cannot parse as Snowflake SQL, with the start of its error."""
+    errors = []
+    for origin, sql in statements:
+        try:
+            sqlglot.parse(sql, read="snowflake")
+        except ParseError as error:
+            errors.append(f"{origin}: {str(error)[:300]}")
+    return errors
